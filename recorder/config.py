@@ -1,0 +1,409 @@
+"""Settings: a TOML file plus environment variables, checked strictly at start.
+
+Where settings come from, later ones winning:
+  1. defaults below
+  2. the config file: --config PATH, else $RECORDER_CONFIG, else ./recorder.toml if present
+  3. environment variables (RECORDER_DATABASE_URL, COINW_API_KEY, ...: see ENVIRONMENT)
+
+Every mistake is a ConfigError naming the key and what to do. Secrets are wrapped in
+`Secret` as soon as they are read, so no repr of a settings object shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import ConfigError
+from recorder.exchange import Credentials
+from recorder.secret import Secret
+
+DEFAULT_DATABASE_URL = "sqlite:///recorder.db"
+DEFAULT_BASE_URL = "https://api.coinw.com"
+DEFAULT_CONFIG_NAME = "recorder.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BALANCE_SOURCES = ("balances", "complete")
+
+#: Environment variables and the setting each one overrides.
+ENVIRONMENT = {
+    "RECORDER_CONFIG": "path of the config file",
+    "RECORDER_DATABASE_URL": "database_url",
+    "RECORDER_INTERVAL_SECONDS": "interval_seconds",
+    "RECORDER_TIMEOUT_SECONDS": "timeout_seconds",
+    "RECORDER_LOG_LEVEL": "log_level",
+    "COINW_BASE_URL": "base_url",
+    "COINW_API_KEY": "api key of the account named 'default'",
+    "COINW_SECRET_KEY": "secret key of the account named 'default'",
+    "COINW_SECRET_KEY_FILE": "file holding the secret key of the account named 'default'",
+}
+
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One account to record."""
+
+    name: str
+    credentials: Credentials = field(repr=False)
+    balance_source: str = "balances"
+
+    def __repr__(self) -> str:
+        key = self.credentials.api_key
+        shown = key[:4] + "..." if len(key) > 8 else "..."
+        return (
+            f"AccountConfig(name={self.name!r}, api_key={shown!r}, secret_key=Secret('***'), "
+            f"balance_source={self.balance_source!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the recorder was configured with."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    interval_seconds: float = 60.0
+    base_url: str = DEFAULT_BASE_URL
+    timeout_seconds: float = 10.0
+    max_response_bytes: int = 5 * 1024 * 1024
+    backoff_base_seconds: float = 1.0
+    workers: int = 10
+    log_level: str = "INFO"
+    accounts: tuple[AccountConfig, ...] = ()
+    config_path: Path | None = None
+    #: Problems worth telling the operator that do not stop the recorder.
+    warnings: tuple[str, ...] = ()
+
+    def account(self, name: str) -> AccountConfig:
+        """The account with this name; ConfigError if there is none."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        known = ", ".join(a.name for a in self.accounts) or "none"
+        raise ConfigError(f"No account named {name!r} is configured (configured: {known}).")
+
+    def require_accounts(self) -> tuple[AccountConfig, ...]:
+        """The accounts, or a ConfigError explaining how to add one."""
+        if not self.accounts:
+            raise ConfigError(
+                "No account is configured: set COINW_API_KEY and COINW_SECRET_KEY, or add an "
+                "[[accounts]] table to the config file (see config.example.toml)."
+            )
+        return self.accounts
+
+
+# -- small strict readers ----------------------------------------------------------------
+
+
+def _number(where: str, value: Any, *, minimum: float, maximum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number, not {_type_name(value)}.")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{where} must be between {minimum:g} and {maximum:g} (got {value}).")
+    return float(value)  # float-ok: a duration, not an amount
+
+
+def _integer(where: str, value: Any, *, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} must be a whole number, not {_type_name(value)}.")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{where} must be between {minimum} and {maximum} (got {value}).")
+    return value
+
+
+def _text(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {_type_name(value)}.")
+    if not value.strip():
+        raise ConfigError(f"{where} must not be empty.")
+    return value.strip()
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = _text(where, value)
+    normalized = text.upper() if choices == LOG_LEVELS else text
+    if normalized not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)} (got {text!r}).")
+    return normalized
+
+
+def _url(where: str, value: Any) -> str:
+    text = _text(where, value)
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
+        raise ConfigError(f"{where} must be an http:// or https:// URL (got {text!r}).")
+    return text.rstrip("/")
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "true/false",
+        str: "a string",
+        int: "a whole number",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _env_number(text: str) -> Any:
+    """Environment values are text; numbers are read strictly (no "inf", no "1e3")."""
+    if re.fullmatch(r"[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[0-9]*\.[0-9]+", text):
+        return float(text)  # float-ok: a duration, not an amount
+    return text  # the reader then says it is not a number
+
+
+def _check_keys(where: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"Unknown key {key!r} in {where}; the known keys are: {', '.join(known)}."
+            )
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+
+def readable_by_others(path: Path) -> bool:
+    """True if users other than the owner may read the file."""
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        return False
+
+
+def _permission_warning(path: Path) -> str:
+    return (
+        f"{path} holds a secret and other users can read it; restrict it with: chmod 600 {path}"
+    )
+
+
+def _read_secret_file(where: str, path_text: str, base: Path, warnings: list[str]) -> str:
+    path = (base / Path(path_text).expanduser()).resolve()
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: the file {str(path)!r} does not exist.") from None
+    except OSError as error:
+        raise ConfigError(
+            f"{where}: the file {str(path)!r} cannot be read ({error.strerror})."
+        ) from None
+    if not value:
+        raise ConfigError(f"{where}: the file {str(path)!r} is empty.")
+    if readable_by_others(path):
+        warnings.append(_permission_warning(path))
+    return value
+
+
+def _credential(
+    where: str,
+    table: Mapping[str, Any],
+    field_name: str,
+    environ: Mapping[str, str],
+    base: Path,
+    warnings: list[str],
+) -> str | None:
+    """A key read from exactly one of `<field>`, `<field>_env`, `<field>_file`."""
+    sources = [s for s in (field_name, f"{field_name}_env", f"{field_name}_file") if s in table]
+    if len(sources) > 1:
+        raise ConfigError(f"{where} sets both {sources[0]} and {sources[1]}; keep one.")
+    if not sources:
+        return None
+    source = sources[0]
+    value = _text(f"{where}.{source}", table[source])
+    if source.endswith("_env"):
+        found = environ.get(value, "").strip()
+        if not found:
+            raise ConfigError(
+                f"{where}.{source} names the environment variable {value}, which is not set."
+            )
+        return found
+    if source.endswith("_file"):
+        return _read_secret_file(f"{where}.{source}", value, base, warnings)
+    return value
+
+
+# -- loading -----------------------------------------------------------------------------
+
+_TOP_KEYS = (
+    "database_url",
+    "interval_seconds",
+    "base_url",
+    "timeout_seconds",
+    "max_response_bytes",
+    "backoff_base_seconds",
+    "workers",
+    "log_level",
+    "accounts",
+)
+_ACCOUNT_KEYS = (
+    "name",
+    "api_key",
+    "api_key_env",
+    "api_key_file",
+    "secret_key",
+    "secret_key_env",
+    "secret_key_file",
+    "balance_source",
+)
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """The config file to read, or None to run on environment variables alone."""
+    if explicit is not None:
+        return explicit
+    if environ.get("RECORDER_CONFIG"):
+        return Path(environ["RECORDER_CONFIG"])
+    default = cwd / DEFAULT_CONFIG_NAME
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"The config file {str(path)!r} does not exist.") from None
+    except OSError as error:
+        raise ConfigError(f"The config file {str(path)!r} cannot be read ({error.strerror}).") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"The config file {str(path)!r} is not valid TOML ({error}).") from None
+
+
+def _account(
+    index: int, table: Any, environ: Mapping[str, str], base: Path, warnings: list[str]
+) -> AccountConfig:
+    where = f"accounts[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table with a name and keys.")
+    _check_keys(where, table, _ACCOUNT_KEYS)
+    if "name" not in table:
+        raise ConfigError(f"{where} has no name; add name = \"main\" or similar.")
+    name = _text(f"{where}.name", table["name"])
+    if not _ACCOUNT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}.name {name!r} may hold only letters, digits and . _ @ - (at most 100)."
+        )
+    where = f"account {name!r}"
+    api_key = _credential(where, table, "api_key", environ, base, warnings)
+    secret = _credential(where, table, "secret_key", environ, base, warnings)
+    if api_key is None:
+        raise ConfigError(f"{where} has no API key: set api_key, api_key_env or api_key_file.")
+    if secret is None:
+        raise ConfigError(
+            f"{where} has no secret key: set secret_key_env or secret_key_file."
+        )
+    source = _choice(f"{where}.balance_source", table.get("balance_source", "balances"),
+                     BALANCE_SOURCES)
+    return AccountConfig(name, Credentials(api_key, Secret(secret)), source)
+
+
+def _default_account(
+    environ: Mapping[str, str], base: Path, warnings: list[str]
+) -> AccountConfig | None:
+    api_key = environ.get("COINW_API_KEY", "").strip()
+    secret = environ.get("COINW_SECRET_KEY", "").strip()
+    secret_file = environ.get("COINW_SECRET_KEY_FILE", "").strip()
+    if secret and secret_file:
+        raise ConfigError("Both COINW_SECRET_KEY and COINW_SECRET_KEY_FILE are set; keep one.")
+    if secret_file:
+        secret = _read_secret_file("COINW_SECRET_KEY_FILE", secret_file, base, warnings)
+    if not api_key and not secret:
+        return None
+    if not api_key:
+        raise ConfigError("COINW_SECRET_KEY is set but COINW_API_KEY is not; set both.")
+    if not secret:
+        raise ConfigError(
+            "COINW_API_KEY is set but no secret key: set COINW_SECRET_KEY or COINW_SECRET_KEY_FILE."
+        )
+    return AccountConfig("default", Credentials(api_key, Secret(secret)))
+
+
+def load(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read and check the settings; ConfigError names the first bad key."""
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    config_path = find_config_file(path, environ, cwd)
+    document: dict[str, Any] = _read_toml(config_path) if config_path else {}
+    where = str(config_path) if config_path else "the configuration"
+    base = config_path.resolve().parent if config_path else cwd
+    warnings: list[str] = []
+    _check_keys(where, document, _TOP_KEYS)
+
+    values: dict[str, Any] = {}
+    readers: dict[str, Callable[[str, Any], Any]] = {
+        "database_url": _text,
+        "interval_seconds": lambda w, v: _number(w, v, minimum=1, maximum=86400),
+        "base_url": _url,
+        "timeout_seconds": lambda w, v: _number(w, v, minimum=0.1, maximum=300),
+        "max_response_bytes": lambda w, v: _integer(w, v, minimum=1024, maximum=1 << 30),
+        "backoff_base_seconds": lambda w, v: _number(w, v, minimum=0.01, maximum=600),
+        "workers": lambda w, v: _integer(w, v, minimum=1, maximum=1000),
+        "log_level": lambda w, v: _choice(w, v, LOG_LEVELS),
+    }
+    for key, read in readers.items():
+        if key in document:
+            values[key] = read(f"{key} in {where}", document[key])
+    for variable, key in (
+        ("RECORDER_DATABASE_URL", "database_url"),
+        ("RECORDER_INTERVAL_SECONDS", "interval_seconds"),
+        ("RECORDER_TIMEOUT_SECONDS", "timeout_seconds"),
+        ("RECORDER_LOG_LEVEL", "log_level"),
+        ("COINW_BASE_URL", "base_url"),
+    ):
+        text = environ.get(variable, "").strip()
+        if text:
+            value = _env_number(text) if key.endswith("_seconds") else text
+            values[key] = readers[key](f"{variable} (for {key})", value)
+
+    raw_accounts = document.get("accounts", [])
+    if not isinstance(raw_accounts, list):
+        raise ConfigError(f"accounts in {where} must be written as [[accounts]] tables.")
+    accounts = [_account(i, t, environ, base, warnings) for i, t in enumerate(raw_accounts, 1)]
+    names = [a.name for a in accounts]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"The account name {name!r} is used twice in {where}.")
+
+    from_env = _default_account(environ, base, warnings)
+    if from_env is not None:
+        if "default" in names:
+            index = names.index("default")
+            accounts[index] = AccountConfig(
+                "default", from_env.credentials, accounts[index].balance_source
+            )
+        elif accounts:
+            warnings.append(
+                f"COINW_API_KEY is set but {where} defines its own accounts and none is named "
+                "'default'; the variable is ignored."
+            )
+        else:
+            accounts.append(from_env)
+
+    if config_path and _holds_inline_secret(document) and readable_by_others(config_path):
+        warnings.append(_permission_warning(config_path))
+
+    return Settings(
+        **values,
+        accounts=tuple(accounts),
+        config_path=config_path,
+        warnings=tuple(warnings),
+    )
+
+
+def _holds_inline_secret(document: Mapping[str, Any]) -> bool:
+    accounts = document.get("accounts", [])
+    return isinstance(accounts, list) and any(
+        isinstance(a, dict) and "secret_key" in a for a in accounts
+    )

@@ -1,0 +1,121 @@
+"""Every failure the recorder expects, as one hierarchy.
+
+    RecorderError                    anything expected: printed as one sentence, no traceback
+    ├── ConfigError                  bad or missing configuration (exit code 2)
+    ├── InputError                   a bad command-line value: date, account, currency (exit 2)
+    ├── StoreError                   the database is unreachable or a write failed
+    │   └── AccountLockedError       another process is recording this account
+    └── PollError                    one poll of one account failed; `kind` goes to poll_errors
+        ├── TransportError           kind "transport": the request did not complete
+        │   ├── ConnectError         kind "connect": nothing listens or the host is unreachable
+        │   ├── ConnectionLostError  kind "connection_lost": the connection dropped mid-response
+        │   ├── PollTimeoutError     kind "timeout": no complete answer within timeout_seconds
+        │   └── ResponseTooLargeError  kind "too_large": the body exceeded max_response_bytes
+        ├── HTTPStatusError          kind "http_status": a non-2xx status (5xx pages included)
+        ├── RateLimitError           kind "rate_limit": HTTP 429, or envelope code 29001 / 429
+        ├── ResponseFormatError      kind "bad_envelope": JSON, but not CoinW's envelope
+        │   └── NotJSONError         kind "not_json": the body is not JSON at all
+        ├── APIError                 kind "api_error": CoinW answered with an error code
+        │   └── AuthenticationError  kind "auth": code 1003 / 6000, a key or signature problem
+        └── InvalidAmountError       kind "invalid_amount": an amount that is not a finite,
+                                     non-negative decimal we can store exactly
+
+Messages are written for the operator: one sentence saying what is wrong and what to do.
+They never contain the secret key or a request signature.
+"""
+
+from __future__ import annotations
+
+
+class RecorderError(Exception):
+    """Base of every expected failure; its message is shown to the user as is."""
+
+
+class ConfigError(RecorderError):
+    """The configuration is missing, malformed or holds a bad value."""
+
+
+class InputError(RecorderError):
+    """A command-line value is malformed or names something that does not exist."""
+
+
+class StoreError(RecorderError):
+    """The database could not be reached or a write to it failed."""
+
+
+class AccountLockedError(StoreError):
+    """Another recorder process holds this account; polling it here would duplicate rows."""
+
+
+class PollError(RecorderError):
+    """One poll of one account failed; nothing from it is stored but a poll_errors row."""
+
+    kind = "poll_error"
+    #: Worth trying again within the same interval (overload and passing network faults).
+    retryable = False
+
+
+class TransportError(PollError):
+    kind = "transport"
+    retryable = True
+
+
+class ConnectError(TransportError):
+    kind = "connect"
+
+
+class ConnectionLostError(TransportError):
+    kind = "connection_lost"
+
+
+class PollTimeoutError(TransportError):
+    kind = "timeout"
+
+
+class ResponseTooLargeError(TransportError):
+    kind = "too_large"
+    retryable = False
+
+
+class HTTPStatusError(PollError):
+    kind = "http_status"
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = status >= 500
+
+
+class RateLimitError(PollError):
+    kind = "rate_limit"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ResponseFormatError(PollError):
+    kind = "bad_envelope"
+
+
+class NotJSONError(ResponseFormatError):
+    kind = "not_json"
+
+
+class APIError(PollError):
+    kind = "api_error"
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+        # -200 is CoinW's "system error": an overloaded exchange, worth one more try.
+        self.retryable = code == "-200"
+
+
+class AuthenticationError(APIError):
+    kind = "auth"
+
+
+class InvalidAmountError(PollError):
+    kind = "invalid_amount"

@@ -1,0 +1,234 @@
+"""The CoinW client: signing, bounded reads, typed errors, and the per-account rate limit.
+
+It knows HTTP and CoinW's signing scheme and nothing of the database. The transport is
+injectable so unit tests can use `httpx.MockTransport`; everything else talks to a real
+server (CoinW, or the simulator on loopback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from recorder import __version__, parse
+from recorder.errors import (
+    ConnectError,
+    ConnectionLostError,
+    HTTPStatusError,
+    PollTimeoutError,
+    RateLimitError,
+    ResponseFormatError,
+    ResponseTooLargeError,
+    TransportError,
+)
+from recorder.pacing import RateLimiter
+from recorder.secret import Secret, redact
+
+PRIVATE_PATH = "/api/v1/private"
+PUBLIC_PATH = "/api/v1/public"
+
+#: CoinW's published limits: returnBalances 3 req/s and returnCompleteBalances 5 req/2 s
+#: per user ID. A small margin on the period absorbs jitter between us and their clock.
+BALANCES_LIMIT = (3, 1.05)
+COMPLETE_BALANCES_LIMIT = (5, 2.1)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An account's API key and secret; the secret only ever feeds the signature."""
+
+    api_key: str
+    secret_key: Secret
+
+
+def sign(params: Mapping[str, str], secret_key: str) -> str:
+    """CoinW's spot signature: MD5 of sorted `k=v` pairs + `&secret_key=...`, upper-case hex."""
+    text = "&".join(f"{key}={params[key]}" for key in sorted(params))
+    text += f"&secret_key={secret_key}"
+    return hashlib.md5(text.encode("utf-8")).hexdigest().upper()
+
+
+def signed_query(
+    command: str, credentials: Credentials, params: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The query string of a private request: command, parameters, api_key and sign."""
+    signed = {**(params or {}), "api_key": credentials.api_key}
+    signature = sign(signed, credentials.secret_key.reveal())
+    # No nonce or timestamp takes part in the signature, so it never changes for a key:
+    # treat it like the secret itself.
+    redact(signature)
+    return {"command": command, **signed, "sign": signature}
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class CoinWClient:
+    """Fetches balances and tickers from one CoinW host; safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        max_response_bytes: int = 5 * 1024 * 1024,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        max_connections: int = 20,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self._clock = clock
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"User-Agent": f"coinw-recorder/{__version__}"},
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+        self._limiters: dict[tuple[str, str], RateLimiter] = {}
+        self._limiters_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> CoinWClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _limiter(self, api_key: str, command: str) -> RateLimiter:
+        limit, period = COMPLETE_BALANCES_LIMIT if "Complete" in command else BALANCES_LIMIT
+        with self._limiters_lock:
+            key = (api_key, command)
+            if key not in self._limiters:
+                self._limiters[key] = RateLimiter(limit, period)
+            return self._limiters[key]
+
+    def fetch_balances(self, credentials: Credentials, *, complete: bool = False) -> parse.Snapshot:
+        """One signed returnBalances (or returnCompleteBalances) call, parsed into a Snapshot."""
+        command = "returnCompleteBalances" if complete else "returnBalances"
+        self._limiter(credentials.api_key, command).acquire()
+        body = self._request("POST", PRIVATE_PATH, signed_query(command, credentials))
+        taken_at = self._clock()
+        if complete:
+            return parse.parse_complete_balances(body, taken_at)
+        return parse.parse_balances(body, taken_at)
+
+    def fetch_ticker(self) -> Mapping[str, Any]:
+        """returnTicker's data: pair -> ticker fields (numbers as Decimal)."""
+        body = self._request("GET", PUBLIC_PATH, {"command": "returnTicker"})
+        data = parse.check_envelope(parse.decode_json(body))
+        if not isinstance(data, dict):
+            raise ResponseFormatError("CoinW sent a ticker that is not an object of pairs.")
+        return data
+
+    def _request(self, method: str, path: str, query: Mapping[str, str]) -> bytes:
+        where = f"{self.base_url}{path}?command={query.get('command', '')}"
+        deadline = time.monotonic() + self.timeout
+        try:
+            with self._http.stream(method, path, params=dict(query)) as response:
+                body = self._read_bounded(response, deadline, where)
+        except httpx.TimeoutException:
+            raise PollTimeoutError(
+                f"CoinW did not answer within {self.timeout:g} s ({where}); "
+                "it will be tried again at the next interval."
+            ) from None
+        except httpx.ConnectError as exc:
+            raise ConnectError(
+                f"Could not connect to {self.base_url} ({_reason(exc)}); check base_url and "
+                "the network."
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise ConnectionLostError(
+                f"The connection to {self.base_url} was lost before the response was complete "
+                f"({_reason(exc)})."
+            ) from None
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"The request to {self.base_url} failed ({_reason(exc)})."
+            ) from None
+        return self._check_status(response, body, where)
+
+    def _read_bounded(self, response: httpx.Response, deadline: float, where: str) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise ResponseTooLargeError(
+                f"CoinW announced a {int(declared):,}-byte response from {where}, over the "
+                f"{self.max_response_bytes:,}-byte cap (max_response_bytes); it was not read."
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise ResponseTooLargeError(
+                    f"The response from {where} grew past the {self.max_response_bytes:,}-byte "
+                    "cap (max_response_bytes); reading stopped there."
+                )
+            # httpx's timeout is per read; a server trickling bytes must not hold us forever.
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the whole response took too long")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_status(self, response: httpx.Response, body: bytes, where: str) -> bytes:
+        status = response.status_code
+        if status == 429:
+            raise RateLimitError(
+                f"CoinW answered HTTP 429 Too Many Requests ({where}); the recorder will slow down.",
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
+        if not 200 <= status < 300:
+            summary = _page_summary(body)
+            raise HTTPStatusError(
+                f"CoinW answered HTTP {status} {response.reason_phrase} ({where})"
+                + (f": {summary}" if summary else "")
+                + ".",
+                status,
+            )
+        return body
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = Decimal(value.strip())
+    except ArithmeticError:
+        return None
+    return float(seconds) if seconds.is_finite() and 0 <= seconds <= 3600 else None  # float-ok
+
+
+def _page_summary(body: bytes, limit: int = 120) -> str:
+    """A short, single-line hint of what an error page said (its title, or its start)."""
+    text = body[:4096].decode("utf-8", "replace")
+    lower = text.lower()
+    start = lower.find("<title>")
+    if start != -1:
+        end = lower.find("</title>", start)
+        if end != -1:
+            text = text[start + 7 : end]
+    text = " ".join(text.split())
+    return text[:limit]

@@ -1,0 +1,347 @@
+"""The database: engine set-up, migrations, and every SQL statement the recorder runs.
+
+Writes go through `Store.writer()`: one transaction in which the caller reads the previous
+snapshot, diffs, and adds the new one, so a snapshot, its balances and its changes commit
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from recorder.errors import ConfigError, StoreError
+from recorder.models import AccountRow, BalanceRow, ChangeRow, PollErrorRow, SnapshotRow
+
+log = logging.getLogger(__name__)
+
+accounts_t = AccountRow.__table__
+snapshots_t = SnapshotRow.__table__
+balances_t = BalanceRow.__table__
+changes_t = ChangeRow.__table__
+poll_errors_t = PollErrorRow.__table__
+
+# Drivers named in a URL without one ("postgresql://") default to psycopg2 in SQLAlchemy;
+# we ship psycopg 3 and PyMySQL, so say which we mean.
+_DEFAULT_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql",
+                    "mariadb": "pymysql"}
+_EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
+
+
+class ChangeLike(Protocol):
+    """A change as the store writes it (recorder.diff.Change is one)."""
+
+    @property
+    def currency(self) -> str: ...
+    @property
+    def old_amount(self) -> Decimal | None: ...
+    @property
+    def new_amount(self) -> Decimal | None: ...
+    @property
+    def delta(self) -> Decimal: ...
+
+
+def parse_url(url: str) -> URL:
+    """A database URL, with our default drivers filled in; ConfigError if it is malformed."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise ConfigError(
+            f"database_url {url!r} is not a database URL; expected e.g. sqlite:///recorder.db "
+            "or postgresql://user@host/dbname."
+        ) from None
+    backend = parsed.get_backend_name()
+    if parsed.drivername in _DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=f"{backend}+{_DEFAULT_DRIVERS[parsed.drivername]}")
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise ConfigError(
+            f"database_url uses {backend!r}; the recorder supports sqlite, postgresql and "
+            "mysql/mariadb."
+        )
+    return parsed
+
+
+def safe_url(url: URL) -> str:
+    """The URL as it can be shown: the password replaced by ***."""
+    return url.render_as_string(hide_password=True)
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are: inside an installed wheel, or at the repository root."""
+    packaged = Path(__file__).parent / "_migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (reports, sqlite3 shell) work while the daemon writes, and keeps
+    # every committed transaction across a crash; NORMAL sync is safe in WAL mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """The recorder's database. Thread-safe; one per process."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = parse_url(url)
+        self.display_url = safe_url(self.url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._create_engine(pool_size)
+        # SQLite takes one writer at a time; queueing our own threads here avoids
+        # "database is locked" retries between them.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        )
+        self._account_ids: dict[str, int] = {}
+
+    def _create_engine(self, pool_size: int) -> Engine:
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if self.is_sqlite:
+            database = self.url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                parent = Path(database).expanduser().resolve().parent
+                if not parent.is_dir():
+                    raise ConfigError(
+                        f"The folder for the SQLite database {database!r} does not exist; "
+                        f"create {str(parent)!r} or change database_url."
+                    )
+        else:
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
+        try:
+            engine = sa.create_engine(self.url, **options)
+        except ModuleNotFoundError as error:
+            driver = self.url.get_driver_name()
+            extra = _EXTRAS.get(driver, "")
+            hint = f"pip install 'coinw-recorder[{extra}]'" if extra else f"install {driver}"
+            raise ConfigError(
+                f"database_url needs the {error.name or driver} driver, which is not "
+                f"installed: {hint}."
+            ) from None
+        if self.is_sqlite:
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool) -> Iterator[Connection]:
+        lock = self._write_lock if write else contextlib.nullcontext()
+        with lock:
+            try:
+                with self.engine.begin() as connection:
+                    yield connection
+            except exc.OperationalError as error:
+                raise StoreError(self._describe(error)) from None
+            except exc.DBAPIError as error:
+                if error.connection_invalidated:
+                    raise StoreError(self._describe(error)) from None
+                raise
+
+    def _describe(self, error: exc.DBAPIError) -> str:
+        reason = " ".join(str(error.orig).split())[:200] if error.orig else type(error).__name__
+        return (
+            f"The database at {self.display_url} is unreachable or refused the write ({reason}); "
+            "check database_url and that the server is running."
+        )
+
+    # -- schema ------------------------------------------------------------------------
+
+    def _alembic_config(self, connection: Connection) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        config.attributes["connection"] = connection
+        return config
+
+    def head_revision(self) -> str:
+        """The newest migration this version of the recorder knows."""
+        from alembic.script import ScriptDirectory
+
+        config = self._alembic_config(None)  # type: ignore[arg-type]
+        head = ScriptDirectory.from_config(config).get_current_head()
+        assert head is not None
+        return head
+
+    def current_revision(self) -> str | None:
+        """The migration the database is at; None for an empty database."""
+        from alembic.migration import MigrationContext
+
+        with self._connect(write=False) as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to `revision`."""
+        from alembic import command
+
+        with self._connect(write=True) as connection:
+            command.upgrade(self._alembic_config(connection), revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Undo migrations down to `revision` ("base" empties the database)."""
+        from alembic import command
+
+        with self._connect(write=True) as connection:
+            command.downgrade(self._alembic_config(connection), revision)
+
+    def ensure_schema(self) -> None:
+        """Bring an empty or older database to the current schema; refuse a newer one."""
+        current, head = self.current_revision(), self.head_revision()
+        if current == head:
+            return
+        if current is not None and not self._knows(current):
+            raise StoreError(
+                f"The database at {self.display_url} has schema revision {current}, newer than "
+                "this recorder knows; upgrade the recorder."
+            )
+        log.info(
+            "Upgrading the database schema at %s from %s to %s; this can take a while on a "
+            "large database.",
+            self.display_url,
+            current or "empty",
+            head,
+        )
+        self.upgrade()
+
+    def _knows(self, revision: str) -> bool:
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic_config(None))  # type: ignore[arg-type]
+        try:
+            return script.get_revision(revision) is not None
+        except Exception:  # alembic raises several types for an unknown id
+            return False
+
+    # -- writes ------------------------------------------------------------------------
+
+    def account_id(self, name: str) -> int:
+        """The id of the named account, created on first use."""
+        if name in self._account_ids:
+            return self._account_ids[name]
+        select = sa.select(accounts_t.c.id).where(accounts_t.c.name == name)
+        with self._connect(write=False) as connection:
+            found = connection.execute(select).scalar()
+        if found is None:
+            try:
+                with self._connect(write=True) as connection:
+                    connection.execute(accounts_t.insert().values(name=name))
+            except exc.IntegrityError:
+                pass  # another process created it first; read it back below
+            with self._connect(write=False) as connection:
+                found = connection.execute(select).scalar_one()
+        self._account_ids[name] = found
+        return found
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Writer]:
+        """One write transaction: everything done through the Writer commits together."""
+        with self._connect(write=True) as connection:
+            yield Writer(connection)
+
+    def add_poll_error(
+        self, account_id: int, attempted_at: datetime, kind: str, message: str
+    ) -> None:
+        """Record a failed poll."""
+        with self._connect(write=True) as connection:
+            connection.execute(
+                poll_errors_t.insert().values(
+                    account_id=account_id, attempted_at=attempted_at, kind=kind, message=message
+                )
+            )
+
+    # -- reads -------------------------------------------------------------------------
+
+    def latest_balances(self, account_id: int) -> dict[str, Decimal]:
+        """What the account held at its most recent snapshot ({} when it has none)."""
+        with self._connect(write=False) as connection:
+            return Writer(connection).previous_balances(account_id)
+
+    def count_rows(self) -> dict[str, int]:
+        """Row counts of every table, for status output and tests."""
+        tables = (accounts_t, snapshots_t, balances_t, changes_t, poll_errors_t)
+        with self._connect(write=False) as connection:
+            return {
+                table.name: connection.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                ).scalar_one()
+                for table in tables
+            }
+
+
+class Writer:
+    """The statements of one write transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def previous_balances(self, account_id: int) -> dict[str, Decimal]:
+        """Balances of the account's latest snapshot, read inside this transaction."""
+        latest = (
+            sa.select(snapshots_t.c.id)
+            .where(snapshots_t.c.account_id == account_id)
+            .order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        rows = self.connection.execute(
+            sa.select(balances_t.c.currency, balances_t.c.amount).where(
+                balances_t.c.snapshot_id == latest
+            )
+        )
+        return {currency: amount for currency, amount in rows}
+
+    def add_snapshot(
+        self,
+        account_id: int,
+        taken_at: datetime,
+        balances: Mapping[str, Decimal],
+        changes: Sequence[ChangeLike],
+    ) -> int:
+        """Insert a snapshot with its balances and changes; returns the snapshot id."""
+        result = self.connection.execute(
+            snapshots_t.insert().values(account_id=account_id, taken_at=taken_at)
+        )
+        snapshot_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        if balances:
+            self.connection.execute(
+                balances_t.insert(),
+                [
+                    {"snapshot_id": snapshot_id, "currency": currency, "amount": amount}
+                    for currency, amount in balances.items()
+                ],
+            )
+        if changes:
+            self.connection.execute(
+                changes_t.insert(),
+                [
+                    {
+                        "account_id": account_id,
+                        "snapshot_id": snapshot_id,
+                        "currency": change.currency,
+                        "old_amount": change.old_amount,
+                        "new_amount": change.new_amount,
+                        "delta": change.delta,
+                        "taken_at": taken_at,
+                    }
+                    for change in changes
+                ],
+            )
+        return snapshot_id
