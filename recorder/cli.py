@@ -18,6 +18,7 @@ from recorder.errors import ConfigError, InputError, RecorderError
 
 log = logging.getLogger("recorder")
 
+
 class RecorderGroup(click.Group):
     """A group that turns expected errors into one line on stderr and an exit code."""
 
@@ -155,10 +156,20 @@ def poll(state: State) -> None:
     show_default=True,
     help="SQLite file to record into (replaced if it exists).",
 )
-@click.option("--polls", type=click.IntRange(1, 1000), default=6, show_default=True,
-              help="How many polls to record before stopping.")
-@click.option("--interval", type=click.FloatRange(1, 60), default=1.0, show_default=True,
-              help="Seconds between polls.")
+@click.option(
+    "--polls",
+    type=click.IntRange(1, 1000),
+    default=6,
+    show_default=True,
+    help="How many polls to record before stopping.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(1, 60),
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls.",
+)
 @pass_state
 def demo(state: State, database: Path, polls: int, interval: float) -> None:
     """Record a simulated CoinW account for a few seconds: no API key needed."""

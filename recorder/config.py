@@ -180,9 +180,7 @@ def readable_by_others(path: Path) -> bool:
 
 
 def _permission_warning(path: Path) -> str:
-    return (
-        f"{path} holds a secret and other users can read it; restrict it with: chmod 600 {path}"
-    )
+    return f"{path} holds a secret and other users can read it; restrict it with: chmod 600 {path}"
 
 
 def _read_secret_file(where: str, path_text: str, base: Path, warnings: list[str]) -> str:
@@ -206,6 +204,7 @@ def _credential(
     where: str,
     table: Mapping[str, Any],
     field_name: str,
+    *,
     environ: Mapping[str, str],
     base: Path,
     warnings: list[str],
@@ -272,7 +271,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"The config file {str(path)!r} does not exist.") from None
     except OSError as error:
-        raise ConfigError(f"The config file {str(path)!r} cannot be read ({error.strerror}).") from None
+        raise ConfigError(
+            f"The config file {str(path)!r} cannot be read ({error.strerror})."
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"The config file {str(path)!r} is not valid TOML ({error}).") from None
 
@@ -285,23 +286,23 @@ def _account(
         raise ConfigError(f"{where} must be a table with a name and keys.")
     _check_keys(where, table, _ACCOUNT_KEYS)
     if "name" not in table:
-        raise ConfigError(f"{where} has no name; add name = \"main\" or similar.")
+        raise ConfigError(f'{where} has no name; add name = "main" or similar.')
     name = _text(f"{where}.name", table["name"])
     if not _ACCOUNT_NAME.fullmatch(name):
         raise ConfigError(
             f"{where}.name {name!r} may hold only letters, digits and . _ @ - (at most 100)."
         )
     where = f"account {name!r}"
-    api_key = _credential(where, table, "api_key", environ, base, warnings)
-    secret = _credential(where, table, "secret_key", environ, base, warnings)
+    sources = {"environ": environ, "base": base, "warnings": warnings}
+    api_key = _credential(where, table, "api_key", **sources)  # type: ignore[arg-type]
+    secret = _credential(where, table, "secret_key", **sources)  # type: ignore[arg-type]
     if api_key is None:
         raise ConfigError(f"{where} has no API key: set api_key, api_key_env or api_key_file.")
     if secret is None:
-        raise ConfigError(
-            f"{where} has no secret key: set secret_key_env or secret_key_file."
-        )
-    source = _choice(f"{where}.balance_source", table.get("balance_source", "balances"),
-                     BALANCE_SOURCES)
+        raise ConfigError(f"{where} has no secret key: set secret_key_env or secret_key_file.")
+    source = _choice(
+        f"{where}.balance_source", table.get("balance_source", "balances"), BALANCE_SOURCES
+    )
     return AccountConfig(name, Credentials(api_key, Secret(secret)), source)
 
 

@@ -24,7 +24,7 @@ class Change:
 
     @property
     def kind(self) -> str:
-        """"appeared", "gone" or "changed"."""
+        """ "appeared", "gone" or "changed"."""
         if self.old_amount is None:
             return "appeared"
         if self.new_amount is None:

@@ -192,7 +192,8 @@ class CoinWClient:
         status = response.status_code
         if status == 429:
             raise RateLimitError(
-                f"CoinW answered HTTP 429 Too Many Requests ({where}); the recorder will slow down.",
+                f"CoinW answered HTTP 429 Too Many Requests ({where}); "
+                "the recorder will slow down.",
                 retry_after=_retry_after(response.headers.get("retry-after")),
             )
         if not 200 <= status < 300:

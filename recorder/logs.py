@@ -15,10 +15,8 @@ FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 class UTCFormatter(logging.Formatter):
     """Times in UTC with a Z, like everything the recorder stores."""
 
-    converter = time.gmtime
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", self.converter(record.created))
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:

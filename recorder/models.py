@@ -51,7 +51,7 @@ class BalanceRow(Base):
     __tablename__ = "balances"
     # The primary key (snapshot_id, currency) is the index on snapshot_id. Without a
     # separate rowid, SQLite keeps these rows in that key's order: smaller and faster.
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True

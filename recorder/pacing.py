@@ -48,9 +48,7 @@ class RateLimiter:
                 waited += pause
 
 
-def backoff_delays(
-    base: float, budget: float, rng: random.Random | None = None
-) -> Iterator[float]:
+def backoff_delays(base: float, budget: float, rng: random.Random | None = None) -> Iterator[float]:
     """Exponential delays with full jitter (base, 2*base, 4*base...) until `budget` is spent."""
     rng = rng or random.Random()
     spent = 0.0

@@ -74,7 +74,9 @@ def decode_json(body: bytes) -> Any:
         raise NotJSONError("CoinW sent JSON nested too deeply to read.") from None
     except ValueError as exc:
         snippet = _snippet(body)
-        raise NotJSONError(f"CoinW sent a response that is not valid JSON ({exc}): {snippet}") from None
+        raise NotJSONError(
+            f"CoinW sent a response that is not valid JSON ({exc}): {snippet}"
+        ) from None
 
 
 def _snippet(body: bytes, limit: int = 80) -> str:
@@ -104,7 +106,9 @@ def check_envelope(document: Any) -> Any:
         raise ResponseFormatError("CoinW sent a response object without a 'code' field.")
     code = _code_text(document["code"])
     if code is None:
-        raise ResponseFormatError("CoinW sent a response whose 'code' is neither text nor a number.")
+        raise ResponseFormatError(
+            "CoinW sent a response whose 'code' is neither text nor a number."
+        )
     message = document.get("msg") or document.get("message") or ""
     message = message if isinstance(message, str) else json.dumps(message, default=str)
     message = message[:200]
@@ -151,7 +155,7 @@ def parse_amount(currency: str, raw: Any) -> Decimal:
             raise InvalidAmountError(f"CoinW sent an unreadable amount for {currency}.") from None
     else:
         value = raw
-    if not value.is_finite() or value.is_signed() and not value.is_zero():
+    if not value.is_finite() or (value.is_signed() and not value.is_zero()):
         raise InvalidAmountError(
             f"CoinW sent an amount for {currency} that is negative or not finite "
             f"({_describe(raw)})."
@@ -192,7 +196,7 @@ def _check_currency(name: str) -> str:
 def _holdings(data: Any) -> Mapping[str, Any]:
     # "If a user holds no assets, an empty response will be returned": the exact form is not
     # documented, so every empty value means "holds nothing".
-    if data is None or data == [] or data == {} or data == "":
+    if data is None or data in ([], {}, ""):
         return {}
     if not isinstance(data, dict):
         raise ResponseFormatError(

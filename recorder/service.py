@@ -91,11 +91,12 @@ class Recorder:
             log.info("%s", change.describe(account.name))
         log.debug(
             "%s: stored snapshot %d (%d currencies, %d changes)",
-            account.name, snapshot_id, len(snapshot.balances), len(changes),
+            account.name,
+            snapshot_id,
+            len(snapshot.balances),
+            len(changes),
         )
-        return self._notify(
-            PollResult(account.name, attempted_at, snapshot, snapshot_id, changes)
-        )
+        return self._notify(PollResult(account.name, attempted_at, snapshot, snapshot_id, changes))
 
     def poll_all(self) -> list[PollResult]:
         """Poll every configured account once, one after the other."""
@@ -119,8 +120,11 @@ class Recorder:
                         error.args = (f"{error} (after {attempt} attempts)",)
                     raise
                 log.debug(
-                    "%s: attempt %d failed (%s); retrying in %.1f s", account.name, attempt,
-                    error.kind, delay,
+                    "%s: attempt %d failed (%s); retrying in %.1f s",
+                    account.name,
+                    attempt,
+                    error.kind,
+                    delay,
                 )
                 if self.stop_event.wait(delay):
                     raise
@@ -132,7 +136,10 @@ class Recorder:
         if isinstance(error, AuthenticationError):
             log.error(
                 "%s: poll failed (%s): %s This is a configuration problem; polls will keep "
-                "failing until it is fixed.", account.name, error.kind, error,
+                "failing until it is fixed.",
+                account.name,
+                error.kind,
+                error,
             )
         else:
             log.warning("%s: poll failed (%s): %s", account.name, error.kind, error)
@@ -181,8 +188,11 @@ class Recorder:
             )
         log.info(
             "Recording %d account%s (%s) every %g s into %s.",
-            len(accounts), "" if len(accounts) == 1 else "s",
-            ", ".join(a.name for a in accounts), interval, self.store.display_url,
+            len(accounts),
+            "" if len(accounts) == 1 else "s",
+            ", ".join(a.name for a in accounts),
+            interval,
+            self.store.display_url,
         )
         scheduler.start()
         try:

@@ -52,12 +52,14 @@ class Fault:
             f"<html><head><title>{status} {HTTPStatus(status).phrase}</title></head>"
             f"<body><h1>{status} {HTTPStatus(status).phrase}</h1></body></html>"
         )
-        return cls("status", status=status, body=page.encode(), content_type="text/html",
-                   times=times)
+        return cls(
+            "status", status=status, body=page.encode(), content_type="text/html", times=times
+        )
 
     @classmethod
-    def raw(cls, body: bytes | str, *, times: int | None = 1,
-            content_type: str = "application/json") -> Fault:
+    def raw(
+        cls, body: bytes | str, *, times: int | None = 1, content_type: str = "application/json"
+    ) -> Fault:
         """HTTP 200 with exactly this body."""
         data = body.encode() if isinstance(body, str) else body
         return cls("body", body=data, content_type=content_type, times=times)
@@ -70,8 +72,9 @@ class Fault:
     @classmethod
     def envelope(cls, code: int | str, msg: str = "error", *, times: int | None = 1) -> Fault:
         """HTTP 200 with CoinW's error envelope."""
-        return cls.json({"code": code, "msg": msg, "success": False, "failed": True,
-                         "data": None}, times=times)
+        return cls.json(
+            {"code": code, "msg": msg, "success": False, "failed": True, "data": None}, times=times
+        )
 
     @classmethod
     def reset(cls, *, times: int | None = 1) -> Fault:
@@ -111,9 +114,7 @@ class _State:
     accounts: dict[str, _Account] = field(default_factory=dict)
     ticker: dict[str, str] = field(default_factory=dict)
     faults: dict[str | None, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
-    recent: dict[tuple[str, str], deque[float]] = field(
-        default_factory=lambda: defaultdict(deque)
-    )
+    recent: dict[tuple[str, str], deque[float]] = field(default_factory=lambda: defaultdict(deque))
     log: list[Request] = field(default_factory=list)
 
 
@@ -140,7 +141,7 @@ class Simulator:
     def url(self) -> str:
         """The base URL to give the recorder, e.g. http://127.0.0.1:41234."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> Simulator:
         """Serve in a background thread."""
@@ -219,7 +220,9 @@ class Simulator:
         sent.append(now)
         return len(sent) > limit
 
-    def answer(self, method: str, target: str) -> tuple[Fault | None, int, dict[str, Any]]:
+    def answer(  # noqa: PLR0911 - one return per kind of answer reads best here
+        self, method: str, target: str
+    ) -> tuple[Fault | None, int, dict[str, Any]]:
         """Decide the reply to one request: (fault to play, HTTP status, JSON document)."""
         parts = urlsplit(target)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -229,9 +232,9 @@ class Simulator:
         with self._lock:
             fault = self._take_fault(api_key)
 
-            def done(answered: str, status: int, doc: dict[str, Any]) -> tuple[
-                Fault | None, int, dict[str, Any]
-            ]:
+            def done(
+                answered: str, status: int, doc: dict[str, Any]
+            ) -> tuple[Fault | None, int, dict[str, Any]]:
                 self._state.log.append(Request(now, api_key, command, answered))
                 return fault, status, doc
 
@@ -309,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator: " + format, *args)
 
     def do_GET(self) -> None:
@@ -368,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             while sent < size:
                 piece = chunk[: min(len(chunk), size - sent)]
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 sent += len(piece)
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):

@@ -42,7 +42,7 @@ class Amount(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if not isinstance(value, Decimal) or isinstance(value, bool):
+        if not isinstance(value, Decimal):
             raise TypeError(f"amounts must be Decimal, not {type(value).__name__}")
         if dialect.name == "sqlite":
             return amounts.to_text(value)
@@ -86,11 +86,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # a SQLite value written by hand, e.g. from the sqlite3 shell
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if not isinstance(moment, datetime):
+            raise TypeError(f"the database returned a time as {type(value).__name__}")
+        # A string: a SQLite value written by hand, e.g. from the sqlite3 shell.
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
 
     @property
     def python_type(self) -> type[datetime]:

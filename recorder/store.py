@@ -21,20 +21,25 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from recorder.errors import ConfigError, StoreError
-from recorder.models import AccountRow, BalanceRow, ChangeRow, PollErrorRow, SnapshotRow
+from recorder.models import AccountRow, BalanceRow, Base, ChangeRow, PollErrorRow, SnapshotRow
 
 log = logging.getLogger(__name__)
 
-accounts_t = AccountRow.__table__
-snapshots_t = SnapshotRow.__table__
-balances_t = BalanceRow.__table__
-changes_t = ChangeRow.__table__
-poll_errors_t = PollErrorRow.__table__
+# Core tables: the write path builds statements directly, without ORM objects, for speed.
+accounts_t = Base.metadata.tables[AccountRow.__tablename__]
+snapshots_t = Base.metadata.tables[SnapshotRow.__tablename__]
+balances_t = Base.metadata.tables[BalanceRow.__tablename__]
+changes_t = Base.metadata.tables[ChangeRow.__tablename__]
+poll_errors_t = Base.metadata.tables[PollErrorRow.__tablename__]
 
 # Drivers named in a URL without one ("postgresql://") default to psycopg2 in SQLAlchemy;
 # we ship psycopg 3 and PyMySQL, so say which we mean.
-_DEFAULT_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql",
-                    "mariadb": "pymysql"}
+_DEFAULT_DRIVERS = {
+    "postgresql": "psycopg",
+    "postgres": "psycopg",
+    "mysql": "pymysql",
+    "mariadb": "pymysql",
+}
 _EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
 
 
@@ -247,8 +252,8 @@ class Store:
                 pass  # another process created it first; read it back below
             with self._connect(write=False) as connection:
                 found = connection.execute(select).scalar_one()
-        self._account_ids[name] = found
-        return found
+        self._account_ids[name] = int(found)
+        return int(found)
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[Writer]:

@@ -75,18 +75,36 @@ def test_it_reads_exact_amounts_and_accepts_a_numeric_code() -> None:
         ),
         (httpx.Response(200, text="<html>maintenance</html>"), errors.NotJSONError, "not_json"),
         (httpx.Response(200, json=[1, 2]), errors.ResponseFormatError, "bad_envelope"),
-        (httpx.Response(200, json={"code": "29001", "msg": "API access frequently"}),
-         errors.RateLimitError, "rate_limit"),
-        (httpx.Response(200, json={"code": 1003, "message": "bad key"}),
-         errors.AuthenticationError, "auth"),
-        (httpx.Response(200, json={"code": "6000", "msg": "sign error"}),
-         errors.AuthenticationError, "auth"),
-        (httpx.Response(200, json={"code": "-200", "msg": "system error"}),
-         errors.APIError, "api_error"),
-        (httpx.Response(200, json={"code": "200", "success": False, "data": {}}),
-         errors.ResponseFormatError, "bad_envelope"),
-        (httpx.Response(200, json={"code": "200", "data": {"BTC": "-1"}}),
-         errors.InvalidAmountError, "invalid_amount"),
+        (
+            httpx.Response(200, json={"code": "29001", "msg": "API access frequently"}),
+            errors.RateLimitError,
+            "rate_limit",
+        ),
+        (
+            httpx.Response(200, json={"code": 1003, "message": "bad key"}),
+            errors.AuthenticationError,
+            "auth",
+        ),
+        (
+            httpx.Response(200, json={"code": "6000", "msg": "sign error"}),
+            errors.AuthenticationError,
+            "auth",
+        ),
+        (
+            httpx.Response(200, json={"code": "-200", "msg": "system error"}),
+            errors.APIError,
+            "api_error",
+        ),
+        (
+            httpx.Response(200, json={"code": "200", "success": False, "data": {}}),
+            errors.ResponseFormatError,
+            "bad_envelope",
+        ),
+        (
+            httpx.Response(200, json={"code": "200", "data": {"BTC": "-1"}}),
+            errors.InvalidAmountError,
+            "invalid_amount",
+        ),
     ],
 )
 def test_each_failure_becomes_a_typed_error(
@@ -100,9 +118,9 @@ def test_each_failure_becomes_a_typed_error(
 
 def test_a_502_error_names_the_status_and_the_page_title() -> None:
     page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-    with client_for(lambda r: httpx.Response(502, html=page)) as client:
-        with pytest.raises(errors.HTTPStatusError) as caught:
-            client.fetch_balances(CREDENTIALS)
+    client = client_for(lambda r: httpx.Response(502, html=page))
+    with client, pytest.raises(errors.HTTPStatusError) as caught:
+        client.fetch_balances(CREDENTIALS)
     assert caught.value.status == 502
     assert caught.value.retryable
     assert "HTTP 502" in str(caught.value) and "Bad Gateway" in str(caught.value)
@@ -137,9 +155,9 @@ def test_transport_failures_are_typed(raised: Exception, kind: str) -> None:
 
 def test_a_body_announced_over_the_cap_is_not_read() -> None:
     big = json.dumps({"code": "200", "data": {"BTC": "1" * 10}, "pad": "x" * 5000}).encode()
-    with client_for(lambda r: httpx.Response(200, content=big), max_response_bytes=2048) as client:
-        with pytest.raises(errors.ResponseTooLargeError) as caught:
-            client.fetch_balances(CREDENTIALS)
+    client = client_for(lambda r: httpx.Response(200, content=big), max_response_bytes=2048)
+    with client, pytest.raises(errors.ResponseTooLargeError) as caught:
+        client.fetch_balances(CREDENTIALS)
     assert "2,048-byte cap" in str(caught.value)
 
 
@@ -154,9 +172,9 @@ def test_a_streamed_body_over_the_cap_stops_being_read() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=chunks())
 
-    with client_for(handler, max_response_bytes=4096) as client:
-        with pytest.raises(errors.ResponseTooLargeError):
-            client.fetch_balances(CREDENTIALS)
+    client = client_for(handler, max_response_bytes=4096)
+    with client, pytest.raises(errors.ResponseTooLargeError):
+        client.fetch_balances(CREDENTIALS)
     assert len(produced) < 10
 
 
@@ -172,9 +190,9 @@ def test_no_error_message_reveals_the_secret_or_the_signature() -> None:
     signature = signed_query("returnBalances", credentials)["sign"]
     messages = []
     for response in (httpx.Response(502, text="bad"), httpx.Response(200, json={"code": 6000})):
-        with client_for(lambda r, resp=response: resp) as client:
-            with pytest.raises(errors.PollError) as caught:
-                client.fetch_balances(credentials)
+        client = client_for(lambda r, resp=response: resp)
+        with client, pytest.raises(errors.PollError) as caught:
+            client.fetch_balances(credentials)
         messages.append(str(caught.value))
     assert messages
     for message in messages:

@@ -91,9 +91,7 @@ def upgrade() -> None:
         "balance_changes",
         ["account_id", "currency", "taken_at"],
     )
-    op.create_index(
-        op.f("ix_balance_changes_snapshot_id"), "balance_changes", ["snapshot_id"]
-    )
+    op.create_index(op.f("ix_balance_changes_snapshot_id"), "balance_changes", ["snapshot_id"])
     op.create_table(
         "poll_errors",
         sa.Column("id", BIG_ID, nullable=False),

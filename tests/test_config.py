@@ -1,0 +1,185 @@
+"""Settings: file, environment, defaults, and one clear sentence for every mistake."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from recorder import config
+from recorder.errors import ConfigError
+
+SECRET = "cfg-secret-value-0123456789"
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "recorder.toml"
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def load(tmp_path: Path, text: str | None = None, **environ: str) -> config.Settings:
+    path = write(tmp_path, text) if text is not None else None
+    return config.load(path, environ, cwd=tmp_path)
+
+
+def test_environment_variables_alone_configure_one_default_account(tmp_path: Path) -> None:
+    settings = load(tmp_path, COINW_API_KEY="key", COINW_SECRET_KEY=SECRET)
+    (account,) = settings.accounts
+    assert account.name == "default"
+    assert account.credentials.api_key == "key"
+    assert account.credentials.secret_key.reveal() == SECRET
+    assert settings.database_url == "sqlite:///recorder.db"
+    assert settings.base_url == "https://api.coinw.com"
+    assert settings.interval_seconds == 60
+    assert settings.timeout_seconds == 10
+
+
+def test_the_file_names_accounts_and_where_their_keys_come_from(tmp_path: Path) -> None:
+    (tmp_path / "savings.secret").write_text(SECRET + "\n")
+    os.chmod(tmp_path / "savings.secret", 0o600)
+    settings = load(
+        tmp_path,
+        """
+database_url = "sqlite:///history.db"
+interval_seconds = 30
+
+[[accounts]]
+name = "main"
+api_key_env = "MAIN_KEY"
+secret_key_env = "MAIN_SECRET"
+
+[[accounts]]
+name = "savings"
+api_key = "savings-key"
+secret_key_file = "savings.secret"
+""",
+        MAIN_KEY="main-key",
+        MAIN_SECRET="main-secret-value",
+    )
+    assert [a.name for a in settings.accounts] == ["main", "savings"]
+    assert settings.accounts[0].credentials.secret_key.reveal() == "main-secret-value"
+    assert settings.accounts[1].credentials.secret_key.reveal() == SECRET
+    assert settings.interval_seconds == 30
+    assert settings.warnings == ()
+
+
+def test_environment_variables_override_the_file(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        'database_url = "sqlite:///a.db"\ninterval_seconds = 30\nbase_url = "http://x"\n',
+        RECORDER_DATABASE_URL="sqlite:///b.db",
+        RECORDER_INTERVAL_SECONDS="2.5",
+        COINW_BASE_URL="http://127.0.0.1:9/",
+    )
+    assert settings.database_url == "sqlite:///b.db"
+    assert settings.interval_seconds == 2.5
+    assert settings.base_url == "http://127.0.0.1:9"
+
+
+def test_the_config_file_is_found_by_variable_then_in_the_current_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, "interval_seconds = 7\n")
+    assert config.load(None, {"RECORDER_CONFIG": str(path)}, cwd=Path("/")).interval_seconds == 7
+    assert config.load(None, {}, cwd=tmp_path).interval_seconds == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ("intervall_seconds = 5\n", {}, "Unknown key 'intervall_seconds'"),
+        ('interval_seconds = "5"\n', {}, "interval_seconds in"),
+        ("interval_seconds = 0.5\n", {}, "between 1 and 86400 (got 0.5)"),
+        ("", {"RECORDER_INTERVAL_SECONDS": "0"}, "RECORDER_INTERVAL_SECONDS"),
+        ("", {"RECORDER_INTERVAL_SECONDS": "soon"}, "must be a number"),
+        ("timeout_seconds = true\n", {}, "must be a number, not true/false"),
+        ('base_url = "ftp://x"\n', {}, "http:// or https://"),
+        ('log_level = "LOUD"\n', {}, "log_level"),
+        ("[[accounts]]\napi_key = 'k'\nsecret_key_env = 'S'\n", {"S": "x"}, "has no name"),
+        ("[[accounts]]\nname = 'main'\napi_key = 'k'\n", {}, "account 'main' has no secret key"),
+        ("[[accounts]]\nname = 'main'\nsecret_key_env = 'S'\n", {"S": "x"}, "has no API key"),
+        (
+            "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key_env = 'NOPE'\n",
+            {},
+            "NOPE, which is not set",
+        ),
+        (
+            "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key_file = 'missing'\n",
+            {},
+            "does not exist",
+        ),
+        (
+            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='s'\n"
+            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='s'\n",
+            {},
+            "used twice",
+        ),
+        (
+            "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key = 's'\nsecret_key_env = 'S'\n",
+            {"S": "x"},
+            "keep one",
+        ),
+        ("[[accounts]]\nname = 'bad name!'\napi_key = 'k'\nsecret_key = 's'\n", {}, "may hold"),
+        ("accounts = 3\n", {}, "[[accounts]]"),
+        ("this is = not toml\n", {}, "not valid TOML"),
+        ("", {"COINW_API_KEY": "k"}, "no secret key"),
+        ("", {"COINW_SECRET_KEY": "s"}, "COINW_API_KEY is not"),
+    ],
+)
+def test_a_bad_config_fails_with_one_sentence_naming_the_key(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text, **environ)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml", {}, cwd=tmp_path)
+
+
+def test_run_and_poll_need_an_account(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="No account is configured"):
+        load(tmp_path).require_accounts()
+
+
+def test_no_repr_of_the_settings_shows_the_secret(tmp_path: Path) -> None:
+    settings = load(tmp_path, COINW_API_KEY="key-1234567890", COINW_SECRET_KEY=SECRET)
+    for text in (
+        repr(settings),
+        str(settings),
+        repr(settings.accounts[0]),
+        repr(settings.accounts[0].credentials),
+        str(settings.accounts[0].credentials),
+    ):
+        assert SECRET not in text
+    assert "key-1234567890" not in repr(settings)
+
+
+def test_a_secret_file_others_can_read_gets_a_warning_with_the_fix(tmp_path: Path) -> None:
+    secret_file = tmp_path / "main.secret"
+    secret_file.write_text(SECRET)
+    os.chmod(secret_file, 0o644)
+    settings = load(tmp_path, COINW_API_KEY="k", COINW_SECRET_KEY_FILE=str(secret_file))
+    (warning,) = settings.warnings
+    assert f"chmod 600 {secret_file}" in warning
+
+
+def test_a_config_file_holding_a_secret_others_can_read_gets_a_warning(tmp_path: Path) -> None:
+    text = "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key = 'inline-secret'\n"
+    path = write(tmp_path, text, mode=0o640)
+    settings = config.load(path, {}, cwd=tmp_path)
+    assert any(f"chmod 600 {path}" in w for w in settings.warnings)
+    os.chmod(path, 0o600)
+    assert config.load(path, {}, cwd=tmp_path).warnings == ()
+
+
+def test_the_environment_key_overrides_the_default_account_in_the_file(tmp_path: Path) -> None:
+    text = "[[accounts]]\nname = 'default'\napi_key = 'file'\nsecret_key_env = 'S'\n"
+    settings = load(
+        tmp_path, text, S="file-secret", COINW_API_KEY="env", COINW_SECRET_KEY="env-secret-1"
+    )
+    assert settings.accounts[0].credentials.api_key == "env"
