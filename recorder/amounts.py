@@ -75,6 +75,12 @@ def multiply(a: Decimal, b: Decimal) -> Decimal:
     return canonical(_EXACT.multiply(a, b))
 
 
+def round_to_storage(value: Decimal) -> Decimal:
+    """`value` rounded half-even to the 30 decimal places every backend stores."""
+    rounding = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_EVEN)
+    return canonical(value.quantize(Decimal(1).scaleb(-MAX_FRACTION_DIGITS), context=rounding))
+
+
 def signed_text(value: Decimal) -> str:
     """A delta as an operator reads it: "+0.0003", "-12.5"."""
     text = to_text(value)

@@ -6,10 +6,13 @@ input, 1 otherwise; nothing expected ever prints a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +20,7 @@ from recorder import __version__, config, logs
 from recorder.errors import ConfigError, InputError, RecorderError
 
 log = logging.getLogger("recorder")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RecorderGroup(click.Group):
@@ -181,6 +185,11 @@ def demo(state: State, database: Path, polls: int, interval: float) -> None:
     click.echo(f"Recorded {polls} polls into {path}")
     click.echo("Try it with plain SQL:")
     click.echo(f'  sqlite3 {path} "{SQL_TO_TRY}"')
+    click.echo("or ask the recorder what the account held, and see the HTML report:")
+    click.echo(f"  RECORDER_DATABASE_URL=sqlite:///{path} recorder at")
+    click.echo(
+        f"  RECORDER_DATABASE_URL=sqlite:///{path} recorder export --format html -o report.html"
+    )
 
 
 @cli.group()
@@ -206,6 +215,302 @@ def upgrade(state: State) -> None:
         click.echo(f"{store.display_url} is already at the latest schema ({after}).")
     else:
         click.echo(f"Upgraded {store.display_url} from {before or 'empty'} to {after}.")
+
+
+# -- history commands --------------------------------------------------------------------
+
+
+def selection_options(*, with_range: bool = True) -> Callable[[F], F]:
+    """--account, --currency, --tz (and --since, --until) shared by the history commands."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option(
+                "--account",
+                "accounts",
+                multiple=True,
+                metavar="NAME",
+                help="Only this account (repeatable). Default: all.",
+            ),
+            click.option(
+                "--currency",
+                "currencies",
+                multiple=True,
+                metavar="CUR",
+                help="Only this currency (repeatable). Default: all.",
+            ),
+            click.option(
+                "--tz",
+                "zone_name",
+                default="UTC",
+                show_default=True,
+                metavar="ZONE",
+                help="Time zone for dates and shown times, e.g. Europe/Berlin.",
+            ),
+        ]
+        if with_range:
+            options += [
+                click.option(
+                    "--since",
+                    metavar="WHEN",
+                    help="From this moment: 2026-03-31, an ISO 8601 time, or 7d / 24h ago.",
+                ),
+                click.option(
+                    "--until", metavar="WHEN", help="Up to this moment (a date means its end)."
+                ),
+            ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def format_option(*choices: str, default: str) -> Callable[[F], F]:
+    """--format with the given choices."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default=default,
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def _history_store(state: State) -> Any:
+    from recorder.store import Store
+
+    settings = state.settings(quiet=True)
+    store = Store(settings.database_url)
+    try:
+        store.ensure_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _selection(
+    store: Any,
+    accounts: tuple[str, ...],
+    currencies: tuple[str, ...],
+    zone_name: str,
+    since: str | None = None,
+    until: str | None = None,
+) -> Any:
+    from recorder import report, timespec
+
+    zone = timespec.parse_zone(zone_name)
+    now = datetime.now(UTC)
+    return report.Selection(
+        accounts=store.resolve_accounts(accounts),
+        currencies=store.resolve_currencies(currencies),
+        since=timespec.parse_moment(since, zone, now, option="--since") if since else None,
+        until=timespec.parse_moment(until, zone, now, end_of_day=True, option="--until")
+        if until
+        else None,
+        zone=zone,
+    )
+
+
+@cli.command()
+@click.argument("when", default="now")
+@selection_options(with_range=False)
+@format_option("table", "csv", "json", default="table")
+@pass_state
+def at(
+    state: State,
+    when: str,
+    accounts: tuple[str, ...],
+    currencies: tuple[str, ...],
+    zone_name: str,
+    output_format: str,
+) -> None:
+    """What every account held, and its value, as of WHEN (default: now).
+
+    WHEN is a date (its end, in --tz), an ISO 8601 time, or an age such as 7d.
+    Example: recorder at 2026-03-31 --tz Europe/Berlin
+    """
+    from recorder import report, timespec
+
+    store = _history_store(state)
+    try:
+        selection = _selection(store, accounts, currencies, zone_name)
+        moment = timespec.parse_moment(when, selection.zone, datetime.now(UTC), end_of_day=True)
+        result = report.holdings_at(store, selection, moment)
+    finally:
+        store.close()
+    zone = selection.zone
+    rows = [report.holding_cells(h) for entry in result for h in entry.holdings]
+    if output_format == "json":
+        click.echo(report.holdings_json(result, moment, zone))
+    elif output_format == "csv":
+        report.write_csv(report.HOLDING_COLUMNS, rows, sys.stdout, zone)
+    else:
+        click.echo(f"As of {timespec.show(moment, zone, precise=False)}")
+        click.echo(report.render_table(report.HOLDING_COLUMNS, rows, zone))
+        for entry in result:
+            click.echo(report.holdings_summary(entry, zone))
+
+
+@cli.command()
+@selection_options()
+@click.option(
+    "--every",
+    type=click.Choice(["hour", "day", "week", "month"]),
+    help="One row set per period: the last snapshot of each (in --tz). Default: every snapshot.",
+)
+@format_option("table", "csv", "json", default="table")
+@pass_state
+def history(
+    state: State,
+    accounts: tuple[str, ...],
+    currencies: tuple[str, ...],
+    zone_name: str,
+    since: str | None,
+    until: str | None,
+    every: str | None,
+    output_format: str,
+) -> None:
+    """Balances over time: every snapshot, or the last of each hour, day, week or month."""
+    from recorder import report
+
+    store = _history_store(state)
+    try:
+        selection = _selection(store, accounts, currencies, zone_name, since, until)
+        rows = (
+            report.history_cells(period, row)
+            for period, row in report.history(store, selection, every, datetime.now(UTC))
+        )
+        _emit(report.HISTORY_COLUMNS, rows, output_format, selection.zone)
+    finally:
+        store.close()
+
+
+@cli.command()
+@selection_options()
+@format_option("table", "csv", "json", default="table")
+@pass_state
+def changes(
+    state: State,
+    accounts: tuple[str, ...],
+    currencies: tuple[str, ...],
+    zone_name: str,
+    since: str | None,
+    until: str | None,
+    output_format: str,
+) -> None:
+    """The change log: every currency that appeared, changed or disappeared."""
+    from recorder import report
+
+    store = _history_store(state)
+    try:
+        selection = _selection(store, accounts, currencies, zone_name, since, until)
+        rows = (report.change_cells(entry) for entry in report.changes(store, selection))
+        _emit(report.CHANGE_COLUMNS, rows, output_format, selection.zone)
+    finally:
+        store.close()
+
+
+def _emit(columns: tuple[str, ...], rows: Any, output_format: str, zone: Any) -> None:
+    from recorder import report
+
+    out = sys.stdout
+    if output_format == "csv":
+        report.write_csv(columns, rows, out, zone)
+    elif output_format == "json":
+        report.write_json_array(columns, rows, out, zone)
+    else:
+        click.echo(report.render_table(columns, rows, zone))
+
+
+@cli.command()
+@selection_options()
+@format_option("csv", "jsonl", "xlsx", "html", default="csv")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    metavar="FILE",
+    help="File to write ('-' for standard output, except xlsx).",
+)
+@pass_state
+def export(
+    state: State,
+    accounts: tuple[str, ...],
+    currencies: tuple[str, ...],
+    zone_name: str,
+    since: str | None,
+    until: str | None,
+    output_format: str,
+    output: str,
+) -> None:
+    """Export the history: every balance row as CSV, JSON Lines or XLSX, or an HTML report.
+
+    CSV and JSON Lines stream in constant memory whatever the size. The HTML report is one
+    self-contained file with charts of the total value and of the holdings per currency.
+    """
+    from recorder import report
+
+    if output == "-" and output_format == "xlsx":
+        raise InputError("XLSX cannot go to standard output; give a file with -o.")
+    store = _history_store(state)
+    try:
+        selection = _selection(store, accounts, currencies, zone_name, since, until)
+        if output_format == "html":
+            from recorder import report_html
+
+            document = report_html.render(store, selection, datetime.now(UTC))
+            _write_text(output, lambda out: out.write(document))
+            return
+        ids = list(selection.accounts.values())
+        args = (ids, selection.currencies, selection.since, selection.until)
+        with _progress(lambda: store.count_holdings(*args), output) as progress:
+            rows = (report.export_cells(row) for row in store.iter_holdings(*args))
+            if output_format == "xlsx":
+                change_rows = (report.change_cells(c) for c in report.changes(store, selection))
+                report.write_xlsx(
+                    [
+                        ("balances", report.EXPORT_COLUMNS, rows),
+                        ("changes", report.CHANGE_COLUMNS, change_rows),
+                    ],
+                    output,
+                    selection.zone,
+                    progress,
+                )
+            else:
+                writer = report.write_csv if output_format == "csv" else report.write_jsonl
+                _write_text(
+                    output,
+                    lambda out: writer(report.EXPORT_COLUMNS, rows, out, selection.zone, progress),
+                )
+    finally:
+        store.close()
+    if output != "-":
+        click.echo(f"Wrote {output}", err=True)
+
+
+def _write_text(output: str, write: Any) -> None:
+    if output == "-":
+        write(sys.stdout)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+    except OSError as error:
+        raise InputError(f"Cannot write {output!r} ({error.strerror}).") from None
+
+
+@contextlib.contextmanager
+def _progress(total: Any, output: str) -> Any:
+    """A progress bar on a terminal's stderr; silent when stderr is not a terminal."""
+    if not sys.stderr.isatty() or output == "-":
+        yield None
+        return
+    with click.progressbar(length=total(), label="Exporting", file=sys.stderr) as bar:
+        yield bar.update
 
 
 def main() -> None:

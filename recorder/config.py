@@ -74,6 +74,7 @@ class Settings:
     max_response_bytes: int = 5 * 1024 * 1024
     backoff_base_seconds: float = 1.0
     workers: int = 10
+    fetch_prices: bool = True
     log_level: str = "INFO"
     accounts: tuple[AccountConfig, ...] = ()
     config_path: Path | None = None
@@ -114,6 +115,12 @@ def _integer(where: str, value: Any, *, minimum: int, maximum: int) -> int:
         raise ConfigError(f"{where} must be a whole number, not {_type_name(value)}.")
     if not minimum <= value <= maximum:
         raise ConfigError(f"{where} must be between {minimum} and {maximum} (got {value}).")
+    return value
+
+
+def _boolean(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, not {_type_name(value)}.")
     return value
 
 
@@ -239,6 +246,7 @@ _TOP_KEYS = (
     "max_response_bytes",
     "backoff_base_seconds",
     "workers",
+    "fetch_prices",
     "log_level",
     "accounts",
 )
@@ -351,6 +359,7 @@ def load(
         "max_response_bytes": lambda w, v: _integer(w, v, minimum=1024, maximum=1 << 30),
         "backoff_base_seconds": lambda w, v: _number(w, v, minimum=0.01, maximum=600),
         "workers": lambda w, v: _integer(w, v, minimum=1, maximum=1000),
+        "fetch_prices": _boolean,
         "log_level": lambda w, v: _choice(w, v, LOG_LEVELS),
     }
     for key, read in readers.items():

@@ -11,7 +11,7 @@ from recorder.config import AccountConfig, Settings
 from recorder.exchange import CoinWClient, Credentials
 from recorder.secret import Secret
 from recorder.service import PollResult, Recorder
-from recorder.simulator import DEMO_TICKER, Simulator, demo_holdings
+from recorder.simulator import Simulator, demo_holdings, demo_ticker
 from recorder.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def run_demo(database: Path, *, polls: int = 6, interval: float = 1.0) -> Path:
     api_key, secret_key = "demo-" + secrets.token_hex(8), secrets.token_hex(16)
     with Simulator() as exchange:
         exchange.add_account(api_key, secret_key, demo_holdings)
-        exchange.set_ticker(DEMO_TICKER)
+        exchange.set_ticker(demo_ticker)
         settings = replace(
             Settings(),
             database_url=f"sqlite:///{database}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from recorder.sqltypes import Amount, BigId, UTCDateTime
@@ -43,6 +43,10 @@ class SnapshotRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Sum of the priced values (exact, so SQL users need not SUM text on SQLite); NULL when
+    # nothing could be priced, or for snapshots recorded before valuation existed.
+    total_value_usdt: Mapped[Decimal | None] = mapped_column(Amount())
+    unpriced_count: Mapped[int | None] = mapped_column(Integer())
 
 
 class BalanceRow(Base):
@@ -58,6 +62,12 @@ class BalanceRow(Base):
     )
     currency: Mapped[str] = mapped_column(String(32), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Amount())
+    # The USDT price used and amount x price, at capture time; NULL when unpriced.
+    price_usdt: Mapped[Decimal | None] = mapped_column(Amount())
+    value_usdt: Mapped[Decimal | None] = mapped_column(Amount())
+    # Only with balance_source = "complete": amount = available + on_orders.
+    available: Mapped[Decimal | None] = mapped_column(Amount())
+    on_orders: Mapped[Decimal | None] = mapped_column(Amount())
 
 
 class ChangeRow(Base):

@@ -26,6 +26,7 @@ from recorder.errors import AuthenticationError, PollError, RateLimitError, Stor
 from recorder.exchange import CoinWClient, utc_now
 from recorder.pacing import backoff_delays
 from recorder.parse import Snapshot
+from recorder.pricing import TickerCache, valuate
 from recorder.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Recorder:
         self.store = store
         self.client = client
         self.stop_event = threading.Event()
+        # One ticker per round of polls, a round being (a little under) one interval.
+        self.tickers = TickerCache(client.fetch_ticker, max_age=settings.interval_seconds * 0.9)
         #: Called after every poll, from the polling thread (metrics, notifications, demo).
         self.listeners: list[Callable[[PollResult], None]] = []
 
@@ -77,12 +80,19 @@ class Recorder:
             snapshot = self._fetch(account)
         except PollError as error:
             return self._notify(self._record_failure(account, account_id, attempted_at, error))
+        pairs = self.tickers.pairs() if self.settings.fetch_prices else None
+        valuation = valuate(snapshot.balances, pairs)
         try:
             with self.store.writer() as writer:
                 previous = writer.previous_balances(account_id)
                 changes = diff(previous, snapshot.balances)
                 snapshot_id = writer.add_snapshot(
-                    account_id, snapshot.taken_at, snapshot.balances, changes
+                    account_id,
+                    snapshot.taken_at,
+                    snapshot.balances,
+                    changes,
+                    valuation=valuation,
+                    parts=snapshot.parts,
                 )
         except StoreError as error:
             log.error("%s: the snapshot could not be stored: %s", account.name, error)

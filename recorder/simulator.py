@@ -19,6 +19,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -112,8 +113,10 @@ class Request:
 @dataclass
 class _State:
     accounts: dict[str, _Account] = field(default_factory=dict)
-    ticker: dict[str, str] = field(default_factory=dict)
-    faults: dict[str | None, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
+    ticker: Mapping[str, str] | Callable[[int], Mapping[str, str]] = field(default_factory=dict)
+    ticker_requests: int = 0
+    # Fault queues by target: ("key", api_key), ("command", name) or ("all",).
+    faults: dict[tuple[str, ...], deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     recent: dict[tuple[str, str], deque[float]] = field(default_factory=lambda: defaultdict(deque))
     log: list[Request] = field(default_factory=list)
 
@@ -178,15 +181,24 @@ class Simulator:
         with self._lock:
             self._state.accounts[api_key].holdings = holdings
 
-    def set_ticker(self, prices: Mapping[str, str]) -> None:
-        """Pair -> last price, e.g. {"BTC_USDT": "96903.7"}."""
+    def set_ticker(self, prices: Mapping[str, str] | Callable[[int], Mapping[str, str]]) -> None:
+        """Pair -> last price, e.g. {"BTC_USDT": "96903.7"}, or a function of the request count."""
         with self._lock:
-            self._state.ticker = dict(prices)
+            self._state.ticker = prices if callable(prices) else dict(prices)
 
-    def add_fault(self, fault: Fault, api_key: str | None = None) -> None:
-        """Spoil the next answers to this key (None: to every request, public ones included)."""
+    def add_fault(
+        self, fault: Fault, api_key: str | None = None, *, command: str | None = None
+    ) -> None:
+        """Spoil the next answers to this key, or to this command (e.g. "returnTicker"),
+        or, with neither, to every request."""
+        if api_key is not None:
+            target: tuple[str, ...] = ("key", api_key)
+        elif command is not None:
+            target = ("command", command)
+        else:
+            target = ("all",)
         with self._lock:
-            self._state.faults[api_key].append(fault)
+            self._state.faults[target].append(fault)
 
     def clear_faults(self) -> None:
         """Answer normally again."""
@@ -200,9 +212,9 @@ class Simulator:
 
     # -- answering ---------------------------------------------------------------------
 
-    def _take_fault(self, api_key: str | None) -> Fault | None:
-        for key in (api_key, None):
-            queue = self._state.faults.get(key)
+    def _take_fault(self, api_key: str | None, command: str) -> Fault | None:
+        for target in (("key", api_key or ""), ("command", command), ("all",)):
+            queue = self._state.faults.get(target)
             if queue:
                 fault = queue[0]
                 if fault.times is not None:
@@ -230,7 +242,7 @@ class Simulator:
         api_key = query.get("api_key")
         now = time.monotonic()
         with self._lock:
-            fault = self._take_fault(api_key)
+            fault = self._take_fault(api_key, command)
 
             def done(
                 answered: str, status: int, doc: dict[str, Any]
@@ -242,7 +254,10 @@ class Simulator:
                 return done(f"fault:{fault.action}", 200, {})
             if parts.path == PUBLIC_PATH and method == "GET":
                 if command == "returnTicker":
-                    return done("ok", 200, _success(_ticker_data(self._state.ticker)))
+                    self._state.ticker_requests += 1
+                    ticker = self._state.ticker
+                    prices = ticker(self._state.ticker_requests) if callable(ticker) else ticker
+                    return done("ok", 200, _success(_ticker_data(prices)))
                 return done("bad_request", 200, _error(-103, "invalid command"))
             if parts.path != PRIVATE_PATH or method != "POST":
                 return done("bad_request", 404, _error(404, "not found"))
@@ -402,3 +417,12 @@ DEMO_TICKER = {
     "SAND_USDT": "0.2634",
     "SOL_USDT": "187.41",
 }
+
+
+def demo_ticker(step: int) -> dict[str, str]:
+    """The demo's prices, drifting a little with every ticker request."""
+    drift = ("1", "1.012", "0.994", "1.021", "1.008", "0.987", "1.03")[(step - 1) % 7]
+    return {
+        pair: format((Decimal(last) * Decimal(drift)).normalize(), "f")
+        for pair, last in DEMO_TICKER.items()
+    }

@@ -14,14 +14,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from recorder.errors import ConfigError, StoreError
+from recorder.errors import ConfigError, InputError, StoreError
 from recorder.models import AccountRow, BalanceRow, Base, ChangeRow, PollErrorRow, SnapshotRow
+from recorder.pricing import Valuation
+from recorder.sqltypes import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,41 @@ class ChangeLike(Protocol):
     def new_amount(self) -> Decimal | None: ...
     @property
     def delta(self) -> Decimal: ...
+
+
+class SnapshotRef(NamedTuple):
+    """One snapshot, as reports see it."""
+
+    account: str
+    snapshot_id: int
+    taken_at: datetime
+    total_value_usdt: Decimal | None
+    unpriced_count: int | None
+
+
+class Holding(NamedTuple):
+    """One balance row with its account and time."""
+
+    account: str
+    snapshot_id: int
+    taken_at: datetime
+    currency: str
+    amount: Decimal
+    price_usdt: Decimal | None
+    value_usdt: Decimal | None
+    available: Decimal | None
+    on_orders: Decimal | None
+
+
+class ChangeEntry(NamedTuple):
+    """One row of the change log with its account name."""
+
+    account: str
+    taken_at: datetime
+    currency: str
+    old_amount: Decimal | None
+    new_amount: Decimal | None
+    delta: Decimal
 
 
 def parse_url(url: str) -> URL:
@@ -290,6 +327,262 @@ class Store:
                 for table in tables
             }
 
+    # -- history, for reports -----------------------------------------------------------
+
+    def resolve_accounts(self, names: Sequence[str] = ()) -> dict[str, int]:
+        """Account name -> id for `names` (every account when empty); InputError if unknown."""
+        with self._connect(write=False) as connection:
+            query = sa.select(accounts_t.c.name, accounts_t.c.id).order_by(accounts_t.c.name)
+            known = {name: account_id for name, account_id in connection.execute(query)}
+        for name in names:
+            if name not in known:
+                listed = ", ".join(known) or "none yet"
+                raise InputError(
+                    f"No account named {name!r} in the database (recorded accounts: {listed})."
+                )
+        return {name: known[name] for name in names} if names else known
+
+    def resolve_currencies(self, names: Sequence[str]) -> list[str]:
+        """Currencies as stored, matched without regard to case; InputError if never held."""
+        if not names:
+            return []
+        with self._connect(write=False) as connection:
+            known = connection.execute(sa.select(changes_t.c.currency).distinct()).scalars()
+            by_upper = {currency.upper(): currency for currency in known}
+        missing = [name for name in names if name.upper() not in by_upper]
+        if missing:
+            raise InputError(
+                f"No account has ever held {missing[0]!r}; check the spelling "
+                f"(held so far: {', '.join(sorted(by_upper.values())) or 'nothing'})."
+            )
+        return [by_upper[name.upper()] for name in names]
+
+    def time_range(self, account_ids: Sequence[int]) -> tuple[datetime, datetime] | None:
+        """First and last snapshot time of these accounts; None when they have none."""
+        query = sa.select(sa.func.min(snapshots_t.c.taken_at), sa.func.max(snapshots_t.c.taken_at))
+        query = query.where(snapshots_t.c.account_id.in_(account_ids))
+        with self._connect(write=False) as connection:
+            first, last = connection.execute(query).one()
+        # min() and max() keep the column's type, so these are aware UTC datetimes.
+        return None if first is None else (first, last)
+
+    def _snapshot_refs(self, connection: Connection, query: sa.Select[Any]) -> list[SnapshotRef]:
+        return [SnapshotRef(*row) for row in connection.execute(query)]
+
+    def _ref_query(self) -> sa.Select[Any]:
+        return sa.select(
+            accounts_t.c.name,
+            snapshots_t.c.id,
+            snapshots_t.c.taken_at,
+            snapshots_t.c.total_value_usdt,
+            snapshots_t.c.unpriced_count,
+        ).join(accounts_t, accounts_t.c.id == snapshots_t.c.account_id)
+
+    def snapshots_at(self, accounts: Mapping[str, int], moment: datetime) -> list[SnapshotRef]:
+        """Each account's latest snapshot taken at or before `moment`."""
+        found = []
+        with self._connect(write=False) as connection:
+            for account_id in accounts.values():
+                query = (
+                    self._ref_query()
+                    .where(snapshots_t.c.account_id == account_id)
+                    .where(snapshots_t.c.taken_at <= moment)
+                    .order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
+                    .limit(1)
+                )
+                found.extend(self._snapshot_refs(connection, query))
+        return found
+
+    def _in_range(
+        self,
+        query: sa.Select[Any],
+        account_ids: Sequence[int],
+        since: datetime | None,
+        until: datetime | None,
+    ) -> sa.Select[Any]:
+        query = query.where(snapshots_t.c.account_id.in_(account_ids))
+        if since is not None:
+            query = query.where(snapshots_t.c.taken_at >= since)
+        if until is not None:
+            query = query.where(snapshots_t.c.taken_at <= until)
+        return query
+
+    def count_snapshots(
+        self, account_ids: Sequence[int], since: datetime | None, until: datetime | None
+    ) -> int:
+        """How many snapshots these accounts have in the range."""
+        query = self._in_range(
+            sa.select(sa.func.count()).select_from(snapshots_t), account_ids, since, until
+        )
+        with self._connect(write=False) as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def snapshot_refs(
+        self, account_ids: Sequence[int], since: datetime | None, until: datetime | None
+    ) -> list[SnapshotRef]:
+        """Every snapshot of these accounts in the range, oldest first."""
+        query = self._in_range(self._ref_query(), account_ids, since, until).order_by(
+            snapshots_t.c.taken_at, snapshots_t.c.id
+        )
+        with self._connect(write=False) as connection:
+            return self._snapshot_refs(connection, query)
+
+    def last_snapshots_in(
+        self, account_id: int, bounds: Sequence[tuple[datetime, datetime]]
+    ) -> list[SnapshotRef]:
+        """For each [start, end) in `bounds`, the account's last snapshot in it, if any."""
+        found: list[SnapshotRef] = []
+        # One index seek per period: a year of days is 365 quick lookups, whatever the
+        # number of snapshots in between.
+        start_param = sa.bindparam("start", type_=UTCDateTime())
+        end_param = sa.bindparam("end", type_=UTCDateTime())
+        query = (
+            self._ref_query()
+            .where(snapshots_t.c.account_id == account_id)
+            .where(snapshots_t.c.taken_at >= start_param)
+            .where(snapshots_t.c.taken_at < end_param)
+            .order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
+            .limit(1)
+        )
+        with self._connect(write=False) as connection:
+            for start, end in bounds:
+                found.extend(
+                    SnapshotRef(*row)
+                    for row in connection.execute(query, {"start": start, "end": end})
+                )
+        return found
+
+    def holdings_of(
+        self, snapshots: Sequence[SnapshotRef], currencies: Sequence[str] = ()
+    ) -> list[Holding]:
+        """The balance rows of these snapshots, in the snapshots' order then by currency."""
+        by_id = {ref.snapshot_id: ref for ref in snapshots}
+        rows: dict[int, list[Holding]] = {ref.snapshot_id: [] for ref in snapshots}
+        ids = list(by_id)
+        with self._connect(write=False) as connection:
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                query = sa.select(
+                    balances_t.c.snapshot_id,
+                    balances_t.c.currency,
+                    balances_t.c.amount,
+                    balances_t.c.price_usdt,
+                    balances_t.c.value_usdt,
+                    balances_t.c.available,
+                    balances_t.c.on_orders,
+                ).where(balances_t.c.snapshot_id.in_(chunk))
+                if currencies:
+                    query = query.where(balances_t.c.currency.in_(currencies))
+                for snapshot_id, currency, *numbers in connection.execute(query):
+                    ref = by_id[snapshot_id]
+                    rows[snapshot_id].append(
+                        Holding(ref.account, snapshot_id, ref.taken_at, currency, *numbers)
+                    )
+        return [h for ref in snapshots for h in sorted(rows[ref.snapshot_id], key=_currency)]
+
+    def _holdings_query(
+        self,
+        account_ids: Sequence[int],
+        currencies: Sequence[str],
+        since: datetime | None,
+        until: datetime | None,
+    ) -> sa.Select[Any]:
+        query = (
+            sa.select(
+                accounts_t.c.name,
+                snapshots_t.c.id,
+                snapshots_t.c.taken_at,
+                balances_t.c.currency,
+                balances_t.c.amount,
+                balances_t.c.price_usdt,
+                balances_t.c.value_usdt,
+                balances_t.c.available,
+                balances_t.c.on_orders,
+            )
+            .select_from(snapshots_t)
+            .join(accounts_t, accounts_t.c.id == snapshots_t.c.account_id)
+            .join(balances_t, balances_t.c.snapshot_id == snapshots_t.c.id)
+            .where(snapshots_t.c.account_id.in_(account_ids))
+        )
+        if currencies:
+            query = query.where(balances_t.c.currency.in_(currencies))
+        if since is not None:
+            query = query.where(snapshots_t.c.taken_at >= since)
+        if until is not None:
+            query = query.where(snapshots_t.c.taken_at <= until)
+        return query
+
+    def count_holdings(
+        self,
+        account_ids: Sequence[int],
+        currencies: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many balance rows `iter_holdings` would yield."""
+        inner = self._holdings_query(account_ids, currencies, since, until).subquery()
+        with self._connect(write=False) as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
+            )
+
+    def iter_holdings(
+        self,
+        account_ids: Sequence[int],
+        currencies: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        batch: int = 5000,
+    ) -> Iterator[Holding]:
+        """Every balance row in the range, streamed in time order (constant memory)."""
+        query = self._holdings_query(account_ids, currencies, since, until).order_by(
+            snapshots_t.c.taken_at, snapshots_t.c.id, balances_t.c.currency
+        )
+        with self._connect(write=False) as connection:
+            result = connection.execution_options(stream_results=True, yield_per=batch).execute(
+                query
+            )
+            for row in result:
+                yield Holding(*row)
+
+    def iter_changes(
+        self,
+        account_ids: Sequence[int],
+        currencies: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[ChangeEntry]:
+        """The change log in the range, oldest first, streamed."""
+        query = (
+            sa.select(
+                accounts_t.c.name,
+                changes_t.c.taken_at,
+                changes_t.c.currency,
+                changes_t.c.old_amount,
+                changes_t.c.new_amount,
+                changes_t.c.delta,
+            )
+            .join(accounts_t, accounts_t.c.id == changes_t.c.account_id)
+            .where(changes_t.c.account_id.in_(account_ids))
+            .order_by(changes_t.c.taken_at, changes_t.c.id)
+        )
+        if currencies:
+            query = query.where(changes_t.c.currency.in_(currencies))
+        if since is not None:
+            query = query.where(changes_t.c.taken_at >= since)
+        if until is not None:
+            query = query.where(changes_t.c.taken_at <= until)
+        with self._connect(write=False) as connection:
+            result = connection.execution_options(stream_results=True, yield_per=5000).execute(
+                query
+            )
+            for row in result:
+                yield ChangeEntry(*row)
+
+
+def _currency(holding: Holding) -> str:
+    return holding.currency
+
 
 class Writer:
     """The statements of one write transaction."""
@@ -319,17 +612,35 @@ class Writer:
         taken_at: datetime,
         balances: Mapping[str, Decimal],
         changes: Sequence[ChangeLike],
+        *,
+        valuation: Valuation | None = None,
+        parts: Mapping[str, tuple[Decimal, Decimal]] | None = None,
     ) -> int:
         """Insert a snapshot with its balances and changes; returns the snapshot id."""
+        valuation = valuation or Valuation(unpriced=tuple(balances))
+        parts = parts or {}
         result = self.connection.execute(
-            snapshots_t.insert().values(account_id=account_id, taken_at=taken_at)
+            snapshots_t.insert().values(
+                account_id=account_id,
+                taken_at=taken_at,
+                total_value_usdt=valuation.total,
+                unpriced_count=valuation.unpriced_count,
+            )
         )
         snapshot_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         if balances:
             self.connection.execute(
                 balances_t.insert(),
                 [
-                    {"snapshot_id": snapshot_id, "currency": currency, "amount": amount}
+                    {
+                        "snapshot_id": snapshot_id,
+                        "currency": currency,
+                        "amount": amount,
+                        "price_usdt": valuation.prices.get(currency),
+                        "value_usdt": valuation.values.get(currency),
+                        "available": parts[currency][0] if currency in parts else None,
+                        "on_orders": parts[currency][1] if currency in parts else None,
+                    }
                     for currency, amount in balances.items()
                 ],
             )

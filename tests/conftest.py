@@ -7,6 +7,7 @@ are set (.ci/run sets both). Each test gets its own schema (PostgreSQL) or datab
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -70,38 +71,48 @@ def _server_url(backend: str) -> str:
     return url
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    base = make_url(_server_url("postgresql"))
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database on `backend`, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / f'db-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    base = make_url(_server_url(backend))
+    name = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    if backend == "postgresql":
+        create, drop = f'CREATE SCHEMA "{name}"', f'DROP SCHEMA "{name}" CASCADE'
+        url = base.update_query_dict({"options": f"-csearch_path={name}"})
+    else:
+        create, drop = f"CREATE DATABASE `{name}`", f"DROP DATABASE `{name}`"
+        url = base.set(database=name)
     with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+        connection.execute(sa.text(create))
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(drop))
+        admin.dispose()
 
 
 @pytest.fixture
-def mysql_url() -> Iterator[str]:
-    base = make_url(_server_url("mysql"))
-    database = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{database}`"))
-    yield base.set(database=database).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE `{database}`"))
-    admin.dispose()
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database("postgresql", tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def mysql_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database("mysql", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database on each backend in turn."""
-    name = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mysql": "mysql_url"}
-    return str(request.getfixturevalue(name[request.param]))
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -46,3 +48,53 @@ def test_the_models_and_the_migrations_describe_the_same_schema(db_url: str) -> 
 
 def test_the_metadata_names_every_documented_table() -> None:
     assert set(Base.metadata.tables) == TABLES
+
+
+def test_rows_written_by_the_first_schema_survive_the_upgrade(db_url: str) -> None:
+    """A frozen copy of schema 0001's rows, upgraded to head, reads back unchanged."""
+    store = Store(db_url)
+    store.upgrade("0001")
+    legacy = [
+        "INSERT INTO accounts (id, name) VALUES (1, 'main')",
+        "INSERT INTO snapshots (id, account_id, taken_at) VALUES "
+        "(1, 1, '2026-03-31 23:30:00.000000')",
+        "INSERT INTO balances (snapshot_id, currency, amount) VALUES "
+        "(1, 'USDT', 257.51830114), (1, 'BTC', 0.0012)",
+        "INSERT INTO balance_changes (id, account_id, snapshot_id, currency, old_amount, "
+        "new_amount, delta, taken_at) VALUES (1, 1, 1, 'BTC', NULL, 0.0012, 0.0012, "
+        "'2026-03-31 23:30:00.000000')",
+        "INSERT INTO poll_errors (id, account_id, attempted_at, kind, message) VALUES "
+        "(1, 1, '2026-03-31 23:31:00.000000', 'timeout', 'slow')",
+    ]
+    if store.is_sqlite:  # amounts are canonical text there
+        legacy[2] = (
+            legacy[2].replace("257.51830114", "'257.51830114'").replace("0.0012)", "'0.0012')")
+        )
+        legacy[3] = legacy[3].replace("0.0012, 0.0012", "'0.0012', '0.0012'")
+    with store.engine.begin() as connection:
+        for statement in legacy:
+            connection.exec_driver_sql(statement)
+    before = store.count_rows()
+    store.ensure_schema()
+    assert store.current_revision() == store.head_revision()
+    assert store.count_rows() == before
+    assert store.latest_balances(1) == {"USDT": Decimal("257.51830114"), "BTC": Decimal("0.0012")}
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT price_usdt, value_usdt, available, on_orders FROM balances "
+                "WHERE currency = 'BTC'"
+            )
+        ).one()
+        snapshot = connection.execute(
+            sa.text("SELECT total_value_usdt, unpriced_count FROM snapshots")
+        ).one()
+        change = connection.execute(sa.text("SELECT delta FROM balance_changes")).scalar_one()
+        views = connection.execute(
+            sa.text("SELECT account, currency FROM latest_balances ORDER BY currency")
+        ).all()
+    assert tuple(row) == (None, None, None, None)
+    assert tuple(snapshot) == (None, None)
+    assert Decimal(str(change)) == Decimal("0.0012")
+    assert [tuple(v) for v in views] == [("main", "BTC"), ("main", "USDT")]
+    store.close()
