@@ -81,15 +81,12 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> 
 
 
 def _open(settings: config.Settings) -> tuple[Any, Any]:
+    """The store and the exchange client. The database may be down: the recorder then
+    keeps its polls in the outage buffer until it is back."""
     from recorder.exchange import CoinWClient
     from recorder.store import Store
 
     store = Store(settings.database_url, pool_size=max(5, settings.workers))
-    try:
-        store.ensure_schema()
-    except BaseException:
-        store.close()
-        raise
     client = CoinWClient(
         settings.base_url,
         timeout=settings.timeout_seconds,
@@ -131,7 +128,11 @@ def poll(state: State) -> None:
     settings.require_accounts()
     store, client = _open(settings)
     try:
-        results = Recorder(settings, store, client).poll_all()
+        recorder = Recorder(settings, store, client)
+        try:
+            results = recorder.poll_all()
+        finally:
+            recorder.close()
     finally:
         client.close()
         store.close()
@@ -140,6 +141,14 @@ def poll(state: State) -> None:
         if result.error is not None:
             failed += 1
             click.echo(f"{result.account}: poll failed: {result.error}", err=True)
+            continue
+        if result.buffered:
+            failed += 1
+            click.echo(
+                f"{result.account}: the database is unavailable; the snapshot waits in the "
+                "buffer journal and the next run or poll writes it.",
+                err=True,
+            )
             continue
         assert result.snapshot is not None
         count = len(result.snapshot.balances)

@@ -27,6 +27,7 @@ from recorder.secret import Secret
 DEFAULT_DATABASE_URL = "sqlite:///recorder.db"
 DEFAULT_BASE_URL = "https://api.coinw.com"
 DEFAULT_CONFIG_NAME = "recorder.toml"
+DEFAULT_BUFFER_FILE = "recorder-buffer.jsonl"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BALANCE_SOURCES = ("balances", "complete")
 
@@ -75,6 +76,8 @@ class Settings:
     backoff_base_seconds: float = 1.0
     workers: int = 10
     fetch_prices: bool = True
+    buffer_file: Path | None = Path(DEFAULT_BUFFER_FILE)
+    buffer_max_snapshots: int = 10000
     log_level: str = "INFO"
     accounts: tuple[AccountConfig, ...] = ()
     config_path: Path | None = None
@@ -247,6 +250,8 @@ _TOP_KEYS = (
     "backoff_base_seconds",
     "workers",
     "fetch_prices",
+    "buffer_file",
+    "buffer_max_snapshots",
     "log_level",
     "accounts",
 )
@@ -360,6 +365,8 @@ def load(
         "backoff_base_seconds": lambda w, v: _number(w, v, minimum=0.01, maximum=600),
         "workers": lambda w, v: _integer(w, v, minimum=1, maximum=1000),
         "fetch_prices": _boolean,
+        "buffer_file": lambda w, v: v if v == "" else _text(w, v),
+        "buffer_max_snapshots": lambda w, v: _integer(w, v, minimum=1, maximum=10_000_000),
         "log_level": lambda w, v: _choice(w, v, LOG_LEVELS),
     }
     for key, read in readers.items():
@@ -400,6 +407,10 @@ def load(
             )
         else:
             accounts.append(from_env)
+
+    # The journal path is relative to the config file, like secret files; "" turns it off.
+    buffer_file = values.pop("buffer_file", DEFAULT_BUFFER_FILE)
+    values["buffer_file"] = (base / Path(buffer_file).expanduser()) if buffer_file else None
 
     if config_path and _holds_inline_secret(document) and readable_by_others(config_path):
         warnings.append(_permission_warning(config_path))

@@ -36,6 +36,7 @@ def run_demo(database: Path, *, polls: int = 6, interval: float = 1.0) -> Path:
             database_url=f"sqlite:///{database}",
             interval_seconds=interval,
             base_url=exchange.url,
+            buffer_file=None,
             accounts=(AccountConfig("demo", Credentials(api_key, Secret(secret_key))),),
         )
         log.info("Simulated CoinW exchange listening on %s.", exchange.url)

@@ -4,6 +4,7 @@
     ├── ConfigError                  bad or missing configuration (exit code 2)
     ├── InputError                   a bad command-line value: date, account, currency (exit 2)
     ├── StoreError                   the database is unreachable or a write failed
+    │   ├── SchemaError              the database's schema is newer than this recorder
     │   └── AccountLockedError       another process is recording this account
     └── PollError                    one poll of one account failed; `kind` goes to poll_errors
         ├── TransportError           kind "transport": the request did not complete
@@ -41,6 +42,10 @@ class InputError(RecorderError):
 
 class StoreError(RecorderError):
     """The database could not be reached or a write to it failed."""
+
+
+class SchemaError(StoreError):
+    """The database was migrated by a newer recorder; this one must not write to it."""
 
 
 class AccountLockedError(StoreError):

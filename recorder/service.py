@@ -1,8 +1,11 @@
 """The recorder's cycle and its daemon.
 
-`Recorder.poll(account)` is one cycle: fetch (with backoff on overload) -> parse -> store
-the snapshot with its diff in one transaction, or store one poll_errors row. `run()`
-schedules that cycle for every account with APScheduler and stops cleanly on SIGTERM/SIGINT.
+`Recorder.poll(account)` is one cycle: claim the account's lock, fetch (with backoff on
+overload), value, then store the snapshot with its diff in one transaction, or store one
+poll_errors row. When the database cannot take it, the outcome waits in the outage buffer
+and is written, in order, once the database is back. `run()` schedules the cycle for
+every account with APScheduler and stops cleanly on SIGTERM/SIGINT.
+
 The exchange client, the store and diff do not know each other; this module wires them.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +24,18 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from recorder import locks
+from recorder.buffer import OutageBuffer, Pending
 from recorder.config import AccountConfig, Settings
 from recorder.diff import Change, diff
-from recorder.errors import AuthenticationError, PollError, RateLimitError, StoreError
+from recorder.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    PollError,
+    RateLimitError,
+    SchemaError,
+    StoreError,
+)
 from recorder.exchange import CoinWClient, utc_now
 from recorder.pacing import backoff_delays
 from recorder.parse import Snapshot
@@ -38,7 +51,7 @@ RETRY_BUDGET_SHARE = 0.5
 
 @dataclass(frozen=True)
 class PollResult:
-    """What one poll of one account did."""
+    """What one poll of one account did (or, with `replayed`, a late write of one)."""
 
     account: str
     attempted_at: datetime
@@ -46,71 +59,111 @@ class PollResult:
     snapshot_id: int | None = None
     changes: list[Change] = field(default_factory=list)
     error: PollError | StoreError | None = None
+    #: The poll succeeded but the database was down: the snapshot waits in the buffer.
+    buffered: bool = False
+    #: A buffered snapshot written to the database after an outage.
+    replayed: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when the snapshot is stored."""
+        """True when the poll succeeded (stored, or safe in the buffer)."""
         return self.error is None
+
+
+@dataclass(frozen=True)
+class _Stored:
+    snapshot_id: int | None
+    changes: list[Change]
 
 
 class Recorder:
     """Polls accounts and records what they hold."""
 
-    def __init__(self, settings: Settings, store: Store, client: CoinWClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: CoinWClient,
+        *,
+        account_locks: locks.AccountLocks | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
         self.stop_event = threading.Event()
         # One ticker per round of polls, a round being (a little under) one interval.
         self.tickers = TickerCache(client.fetch_ticker, max_age=settings.interval_seconds * 0.9)
-        #: Called after every poll, from the polling thread (metrics, notifications, demo).
+        self.locks = account_locks or locks.for_store(store)
+        self.buffer = OutageBuffer(settings.buffer_file, settings.buffer_max_snapshots)
+        #: Called after every poll and every late write, from the polling thread.
         self.listeners: list[Callable[[PollResult], None]] = []
+        # Writes happen one at a time and in order: the buffer first, then new polls.
+        self._write_gate = threading.Lock()
+        self._schema_ready = False
+        self._database_down_since: float | None = None
+        self._retry_database_at = 0.0
+        self._claims: dict[str, locks.Claim] = {}
 
     # -- one cycle ---------------------------------------------------------------------
 
     def poll(self, account: AccountConfig) -> PollResult:
         """Poll one account once and record the outcome; never raises an expected error."""
         attempted_at = utc_now()
-        try:
-            account_id = self.store.account_id(account.name)
-        except StoreError as error:
-            log.error("%s: %s", account.name, error)
+        claim = self._claim(account.name)
+        if claim is locks.Claim.BUSY:
+            error = AccountLockedError(
+                f"{account.name}: another recorder process is recording this account; this "
+                "one leaves it alone."
+            )
             return self._notify(PollResult(account.name, attempted_at, error=error))
         try:
             snapshot = self._fetch(account)
         except PollError as error:
-            return self._notify(self._record_failure(account, account_id, attempted_at, error))
+            self._log_failure(account, error)
+            pending = Pending(account.name, attempted_at, error_kind=error.kind, message=str(error))
+            buffered = self._store(pending) is None
+            return self._notify(
+                PollResult(account.name, attempted_at, error=error, buffered=buffered)
+            )
         pairs = self.tickers.pairs() if self.settings.fetch_prices else None
-        valuation = valuate(snapshot.balances, pairs)
-        try:
-            with self.store.writer() as writer:
-                previous = writer.previous_balances(account_id)
-                changes = diff(previous, snapshot.balances)
-                snapshot_id = writer.add_snapshot(
-                    account_id,
-                    snapshot.taken_at,
-                    snapshot.balances,
-                    changes,
-                    valuation=valuation,
-                    parts=snapshot.parts,
-                )
-        except StoreError as error:
-            log.error("%s: the snapshot could not be stored: %s", account.name, error)
-            return self._notify(PollResult(account.name, attempted_at, snapshot, error=error))
-        for change in changes:
-            log.info("%s", change.describe(account.name))
-        log.debug(
-            "%s: stored snapshot %d (%d currencies, %d changes)",
+        pending = Pending(
             account.name,
-            snapshot_id,
-            len(snapshot.balances),
-            len(changes),
+            snapshot.taken_at,
+            dict(snapshot.balances),
+            dict(snapshot.parts),
+            valuate(snapshot.balances, pairs),
         )
-        return self._notify(PollResult(account.name, attempted_at, snapshot, snapshot_id, changes))
+        stored = self._store(pending)
+        if stored is None:
+            return self._notify(PollResult(account.name, attempted_at, snapshot, buffered=True))
+        return self._notify(
+            PollResult(account.name, attempted_at, snapshot, stored.snapshot_id, stored.changes)
+        )
 
     def poll_all(self) -> list[PollResult]:
         """Poll every configured account once, one after the other."""
         return [self.poll(account) for account in self.settings.require_accounts()]
+
+    def _claim(self, account: str) -> locks.Claim:
+        claim = self.locks.claim(account)
+        previous = self._claims.get(account)
+        if claim is not previous:
+            self._claims[account] = claim
+            if claim is locks.Claim.BUSY:
+                log.warning(
+                    "%s: another recorder process is recording this account; this one will "
+                    "not poll it, and checks again every interval.",
+                    account,
+                )
+            elif claim is locks.Claim.UNKNOWN:
+                log.warning(
+                    "%s: the database that holds the account locks is unreachable; polling "
+                    "anyway, into the local buffer, until the lock can be taken.",
+                    account,
+                )
+            elif previous is not None:
+                log.info("%s: this process records the account now.", account)
+        return claim
 
     def _fetch(self, account: AccountConfig) -> Snapshot:
         budget = self.settings.interval_seconds * RETRY_BUDGET_SHARE
@@ -140,9 +193,7 @@ class Recorder:
                     raise
                 attempt += 1
 
-    def _record_failure(
-        self, account: AccountConfig, account_id: int, attempted_at: datetime, error: PollError
-    ) -> PollResult:
+    def _log_failure(self, account: AccountConfig, error: PollError) -> None:
         if isinstance(error, AuthenticationError):
             log.error(
                 "%s: poll failed (%s): %s This is a configuration problem; polls will keep "
@@ -153,11 +204,140 @@ class Recorder:
             )
         else:
             log.warning("%s: poll failed (%s): %s", account.name, error.kind, error)
+
+    # -- storing, through the outage buffer --------------------------------------------
+
+    def _store(self, entry: Pending) -> _Stored | None:
+        """Write `entry` after anything buffered; None when it had to be buffered."""
+        with self._write_gate:
+            if self._drain():
+                try:
+                    stored = self._write(entry, replay=False)
+                except StoreError as error:
+                    self._database_failed(error)
+                else:
+                    self._database_answered()
+                    return stored
+            self._keep(entry)
+            return None
+
+    def _write(self, entry: Pending, *, replay: bool) -> _Stored:
+        if not self._schema_ready:
+            self.store.ensure_schema()
+            self._schema_ready = True
+        account_id = self.store.account_id(entry.account)
+        with self.store.writer() as writer:
+            if not entry.is_snapshot:
+                assert entry.error_kind is not None
+                if not (replay and writer.has_poll_error(account_id, entry.at, entry.error_kind)):
+                    writer.add_poll_error(account_id, entry.at, entry.error_kind, entry.message)
+                return _Stored(None, [])
+            if replay and writer.has_snapshot(account_id, entry.at):
+                return _Stored(None, [])  # written before a crash, journal not yet trimmed
+            previous = writer.previous_balances(account_id, before=entry.at)
+            changes = diff(previous, entry.balances)
+            snapshot_id = writer.add_snapshot(
+                account_id,
+                entry.at,
+                entry.balances,
+                changes,
+                valuation=entry.valuation,
+                parts=entry.parts,
+            )
+        for change in changes:
+            log.info("%s", change.describe(entry.account))
+        return _Stored(snapshot_id, changes)
+
+    def _drain(self) -> bool:
+        """Write every buffered entry, oldest first; True when the buffer is empty."""
+        if not len(self.buffer):
+            return True
+        if time.monotonic() < self._retry_database_at:
+            return False
+        written = 0
         try:
-            self.store.add_poll_error(account_id, attempted_at, error.kind, str(error))
-        except StoreError as store_error:
-            log.error("%s: the failed poll could not be recorded: %s", account.name, store_error)
-        return PollResult(account.name, attempted_at, error=error)
+            while (entry := self.buffer.peek()) is not None:
+                claim = self._claim(entry.account)
+                if claim is locks.Claim.BUSY:
+                    dropped = self.buffer.discard(entry.account)
+                    log.warning(
+                        "%s: another recorder process took this account while the database "
+                        "was away; the %d poll(s) buffered here are dropped so its history "
+                        "stays consistent.",
+                        entry.account,
+                        dropped,
+                    )
+                    continue
+                if claim is locks.Claim.UNKNOWN:
+                    return False
+                try:
+                    stored = self._write(entry, replay=True)
+                except StoreError as error:
+                    self._database_failed(error)
+                    return False
+                self.buffer.pop()
+                written += 1
+                if entry.is_snapshot:
+                    self._notify(
+                        PollResult(
+                            entry.account,
+                            entry.at,
+                            None,
+                            stored.snapshot_id,
+                            stored.changes,
+                            replayed=True,
+                        )
+                    )
+            self._database_answered()
+            return True
+        finally:
+            if written:
+                self.buffer.persist()
+                log.info(
+                    "Wrote %d buffered poll%s to the database; %d still buffered.",
+                    written,
+                    "" if written == 1 else "s",
+                    len(self.buffer),
+                )
+
+    def _keep(self, entry: Pending) -> None:
+        for dropped in self.buffer.add(entry):
+            log.error(
+                "The local buffer is full (%d polls): dropped %s%s.",
+                self.buffer.capacity,
+                dropped.describe(),
+                ""
+                if not dropped.is_snapshot
+                else "; the history has a gap there unless it repeated the snapshot before it",
+            )
+        log.warning(
+            "%s: the database is unavailable; kept %s in the local buffer (%d buffered, "
+            "%d of them snapshots; at most %d%s).",
+            entry.account,
+            entry.describe(),
+            len(self.buffer),
+            self.buffer.snapshots(),
+            self.buffer.capacity,
+            f"; journal {self.buffer.journal}" if self.buffer.journal else "",
+        )
+
+    def _database_failed(self, error: StoreError) -> None:
+        if isinstance(error, SchemaError):
+            log.error("%s", error)
+        elif self._database_down_since is None:
+            log.error("%s Polls are kept in the local buffer until it is back.", error)
+        if self._database_down_since is None:
+            self._database_down_since = time.monotonic()
+        # Do not knock on a dead database for every poll: at most once per interval.
+        self._retry_database_at = time.monotonic() + min(self.settings.interval_seconds, 30)
+
+    def _database_answered(self) -> None:
+        if self._database_down_since is not None:
+            log.info(
+                "The database is back after %.0f s.", time.monotonic() - self._database_down_since
+            )
+        self._database_down_since = None
+        self._retry_database_at = 0.0
 
     def _notify(self, result: PollResult) -> PollResult:
         for listener in self.listeners:
@@ -175,6 +355,18 @@ class Recorder:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._on_signal)
+        try:
+            self.store.ensure_schema()
+            self._schema_ready = True
+        except SchemaError:
+            raise
+        except StoreError as error:
+            log.error(
+                "%s Recording starts anyway; polls are kept in the local buffer until "
+                "the database is back.",
+                error,
+            )
+            self._database_failed(error)
         interval = self.settings.interval_seconds
         scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -210,7 +402,19 @@ class Recorder:
         finally:
             log.info("Stopping: finishing the polls in flight.")
             scheduler.shutdown(wait=True)
+            if len(self.buffer):
+                log.warning(
+                    "%d poll(s) are still waiting for the database in %s; the next run writes "
+                    "them.",
+                    len(self.buffer),
+                    self.buffer.journal or "memory (lost now)",
+                )
+            self.close()
             log.info("Stopped.")
+
+    def close(self) -> None:
+        """Release the account locks (the store and client belong to the caller)."""
+        self.locks.close()
 
     def _scheduled_poll(self, account: AccountConfig) -> None:
         if not self.stop_event.is_set():

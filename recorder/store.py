@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from recorder.errors import ConfigError, InputError, StoreError
+from recorder.errors import ConfigError, InputError, SchemaError, StoreError
 from recorder.models import AccountRow, BalanceRow, Base, ChangeRow, PollErrorRow, SnapshotRow
 from recorder.pricing import Valuation
 from recorder.sqltypes import UTCDateTime
@@ -165,6 +165,7 @@ class Store:
                     )
         else:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
+            options["connect_args"] = self._timeouts()
         try:
             engine = sa.create_engine(self.url, **options)
         except ModuleNotFoundError as error:
@@ -179,9 +180,23 @@ class Store:
             event.listen(engine, "connect", _sqlite_pragmas)
         return engine
 
+    def _timeouts(self) -> dict[str, Any]:
+        """Fail fast when the server is unreachable, unless the URL says otherwise."""
+        query = self.url.query
+        if self.url.get_backend_name() == "postgresql":
+            return {} if "connect_timeout" in query else {"connect_timeout": 10}
+        timeouts = {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60}
+        return {key: value for key, value in timeouts.items() if key not in query}
+
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+    def advisory_locks(self) -> AdvisoryLocks | None:
+        """A session holding server-side locks (PostgreSQL, MariaDB/MySQL); None on SQLite."""
+        if self.is_sqlite:
+            return None
+        return AdvisoryLocks(self.url, self._timeouts())
 
     @contextlib.contextmanager
     def _connect(self, *, write: bool) -> Iterator[Connection]:
@@ -193,7 +208,8 @@ class Store:
             except exc.OperationalError as error:
                 raise StoreError(self._describe(error)) from None
             except exc.DBAPIError as error:
-                if error.connection_invalidated:
+                # Any failed write counts: the caller keeps the data and tries again later.
+                if write or error.connection_invalidated:
                     raise StoreError(self._describe(error)) from None
                 raise
 
@@ -250,7 +266,7 @@ class Store:
         if current == head:
             return
         if current is not None and not self._knows(current):
-            raise StoreError(
+            raise SchemaError(
                 f"The database at {self.display_url} has schema revision {current}, newer than "
                 "this recorder knows; upgrade the recorder."
             )
@@ -302,12 +318,8 @@ class Store:
         self, account_id: int, attempted_at: datetime, kind: str, message: str
     ) -> None:
         """Record a failed poll."""
-        with self._connect(write=True) as connection:
-            connection.execute(
-                poll_errors_t.insert().values(
-                    account_id=account_id, attempted_at=attempted_at, kind=kind, message=message
-                )
-            )
+        with self.writer() as writer:
+            writer.add_poll_error(account_id, attempted_at, kind, message)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -590,12 +602,42 @@ class Writer:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
-    def previous_balances(self, account_id: int) -> dict[str, Decimal]:
-        """Balances of the account's latest snapshot, read inside this transaction."""
+    def has_snapshot(self, account_id: int, taken_at: datetime) -> bool:
+        """True if the account already has a snapshot taken at exactly this moment."""
+        query = sa.select(snapshots_t.c.id).where(
+            snapshots_t.c.account_id == account_id, snapshots_t.c.taken_at == taken_at
+        )
+        return self.connection.execute(query.limit(1)).first() is not None
+
+    def has_poll_error(self, account_id: int, attempted_at: datetime, kind: str) -> bool:
+        """True if this failed poll is already recorded."""
+        query = sa.select(poll_errors_t.c.id).where(
+            poll_errors_t.c.account_id == account_id,
+            poll_errors_t.c.attempted_at == attempted_at,
+            poll_errors_t.c.kind == kind,
+        )
+        return self.connection.execute(query.limit(1)).first() is not None
+
+    def add_poll_error(
+        self, account_id: int, attempted_at: datetime, kind: str, message: str
+    ) -> None:
+        """Record a failed poll inside this transaction."""
+        self.connection.execute(
+            poll_errors_t.insert().values(
+                account_id=account_id, attempted_at=attempted_at, kind=kind, message=message
+            )
+        )
+
+    def previous_balances(
+        self, account_id: int, *, before: datetime | None = None
+    ) -> dict[str, Decimal]:
+        """Balances of the account's latest snapshot (taken before `before`, if given),
+        read inside this transaction."""
+        latest_query = sa.select(snapshots_t.c.id).where(snapshots_t.c.account_id == account_id)
+        if before is not None:
+            latest_query = latest_query.where(snapshots_t.c.taken_at < before)
         latest = (
-            sa.select(snapshots_t.c.id)
-            .where(snapshots_t.c.account_id == account_id)
-            .order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
+            latest_query.order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
             .limit(1)
             .scalar_subquery()
         )
@@ -661,3 +703,67 @@ class Writer:
                 ],
             )
         return snapshot_id
+
+
+class AdvisoryLocks:
+    """Named locks held by one dedicated database session (PostgreSQL advisory locks,
+    MariaDB/MySQL GET_LOCK). They vanish when the session ends, so a process that dies or
+    loses its connection frees its accounts for another process to take."""
+
+    #: First half of PostgreSQL's two-part lock key: "reco" in ASCII, for this program only.
+    NAMESPACE = 0x7265636F
+
+    def __init__(self, url: URL, connect_args: Mapping[str, Any]) -> None:
+        self.backend = url.get_backend_name()
+        self._engine = sa.create_engine(
+            url,
+            poolclass=sa.pool.NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args=dict(connect_args),
+        )
+        self._connection: Connection | None = None
+
+    def _session(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def alive(self) -> bool:
+        """True while the session (and so every lock it holds) is intact."""
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(sa.text("SELECT 1"))
+        except exc.DBAPIError:
+            self._drop()
+            return False
+        return True
+
+    def try_acquire(self, key: int, name: str) -> bool | None:
+        """Take the lock without waiting: True taken, False held elsewhere, None unreachable."""
+        try:
+            connection = self._session()
+            if self.backend == "postgresql":
+                query = sa.text("SELECT pg_try_advisory_lock(:namespace, :key)")
+                got = connection.execute(query, {"namespace": self.NAMESPACE, "key": key})
+            else:
+                got = connection.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name})
+            return bool(got.scalar())
+        except exc.DBAPIError:
+            self._drop()
+            return None
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
+                self._connection.close()
+        self._connection = None
+
+    def close(self) -> None:
+        """End the session, releasing every lock it holds."""
+        if self._connection is not None:
+            with contextlib.suppress(exc.DBAPIError):
+                self._connection.close()
+        self._connection = None
+        self._engine.dispose()

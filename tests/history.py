@@ -81,5 +81,6 @@ def record(db_url: str) -> None:
             exchange.set_ticker(TICKERS[taken_at])
             result = recorder.poll(settings.account(name))
             assert result.ok, result.error
+        recorder.close()
         client.close()
         store.close()

@@ -146,11 +146,17 @@ def test_a_bad_config_exits_2_with_one_line(env: dict[str, str]) -> None:
     assert "RECORDER_INTERVAL_SECONDS" in result.stderr
 
 
-def test_an_unreachable_database_exits_1_with_one_line(env: dict[str, str]) -> None:
+def test_an_unreachable_database_keeps_the_poll_in_the_buffer_and_exits_1(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     env = {**env, "RECORDER_DATABASE_URL": "postgresql://x@127.0.0.1:1/x?connect_timeout=2"}
     result = invoke(env, "poll")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: The database at") and "Traceback" not in result.output
+    assert "The database at postgresql+psycopg://x@127.0.0.1:1/x" in result.stderr
+    assert "is unreachable" in result.stderr and "check database_url" in result.stderr
+    assert "the snapshot waits in the buffer journal" in result.stderr
+    assert "Traceback" not in result.output
+    assert '"BTC":"0.0012"' in (tmp_path / "recorder-buffer.jsonl").read_text()
 
 
 def test_version_and_help(env: dict[str, str]) -> None:

@@ -26,6 +26,7 @@ def account(name: str, key: str = API_KEY) -> AccountConfig:
 @pytest.fixture
 def make_recorder(simulator: Simulator, sqlite_store: Store) -> Iterator[object]:
     clients: list[CoinWClient] = []
+    recorders: list[Recorder] = []
 
     def make(**options: object) -> Recorder:
         settings = replace(
@@ -34,9 +35,12 @@ def make_recorder(simulator: Simulator, sqlite_store: Store) -> Iterator[object]
         )
         client = CoinWClient(simulator.url, timeout=settings.timeout_seconds)
         clients.append(client)
-        return Recorder(settings, sqlite_store, client)
+        recorders.append(Recorder(settings, sqlite_store, client))
+        return recorders[-1]
 
     yield make
+    for recorder in recorders:
+        recorder.close()
     for client in clients:
         client.close()
 
