@@ -224,3 +224,31 @@ def test_sigterm_finishes_the_poll_in_flight_before_exiting(
     assert daemon.returncode == 0, stderr
     assert time.monotonic() - started < 10
     assert snapshot_count(sqlite_url) == 1  # the stalled poll was stored, not abandoned
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "is not a database URL"),
+        ("oracle://scott@db/orders", "supports sqlite, postgresql and mysql"),
+        ("sqlite:////no/such/folder/recorder.db", "does not exist"),
+    ],
+)
+def test_a_bad_database_url_is_one_sentence_and_exit_2(
+    env: dict[str, str], url: str, message: str
+) -> None:
+    for command in (["poll"], ["db", "upgrade"], ["at"], ["changes"]):
+        result = invoke({**env, "RECORDER_DATABASE_URL": url}, *command)
+        assert result.exit_code == 2, (command, result.output)
+        assert message in result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_a_readable_secret_file_is_named_with_its_fix(env: dict[str, str], tmp_path: Path) -> None:
+    secret = tmp_path / "coinw.secret"
+    secret.write_text(env["COINW_SECRET_KEY"])
+    secret.chmod(0o644)
+    env = {k: v for k, v in env.items() if k != "COINW_SECRET_KEY"}
+    result = invoke({**env, "COINW_SECRET_KEY_FILE": str(secret)}, "poll")
+    assert result.exit_code == 0
+    assert f"chmod 600 {secret}" in result.stderr

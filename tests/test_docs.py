@@ -138,3 +138,12 @@ def test_every_sql_example_runs_and_answers_correctly(history_url: str, sql: str
 def test_the_readme_sql_examples_are_there() -> None:
     assert len(code_blocks("sql")) >= 4
     assert sa  # the examples run through SQLAlchemy's connection, as a user's tool would
+
+
+def test_every_test_named_in_the_reliability_table_exists() -> None:
+    document = (ROOT / "docs" / "reliability.md").read_text()
+    sources = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", document))
+    assert len(named) > 15
+    missing = sorted(name for name in named if f"def {name}(" not in sources)
+    assert missing == []

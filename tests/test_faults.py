@@ -1,0 +1,156 @@
+"""Every exchange fault, injected for real over loopback: one poll_errors row of its kind, one
+log line, no snapshot, and the daemon keeps its schedule."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from recorder.config import AccountConfig, Settings
+from recorder.exchange import CoinWClient, Credentials
+from recorder.secret import Secret
+from recorder.service import PollResult, Recorder
+from recorder.simulator import Fault, Simulator
+from recorder.store import Store
+from tests.conftest import API_KEY, SECRET, wait_for
+
+BAD_AMOUNT = '{"code": "200", "data": {"BTC": "0.1", "ETH": %s}}'
+FAULTS = [
+    ("reset mid-body", Fault.reset(), "connection_lost"),
+    ("read timeout", Fault.stall(3.0), "timeout"),
+    ("HTTP 429 page", Fault.http(429), "rate_limit"),
+    ("HTTP 500 page", Fault.http(500), "http_status"),
+    ("HTTP 502 page", Fault.http(502), "http_status"),
+    ("HTTP 503 page", Fault.http(503), "http_status"),
+    ("not JSON", Fault.raw("<html>maintenance</html>"), "not_json"),
+    ("JSON not an object", Fault.raw("[1, 2, 3]"), "bad_envelope"),
+    ("code 29001", Fault.envelope(29001, "API access frequently"), "rate_limit"),
+    ("code 1003", Fault.envelope(1003, "api key invalid"), "auth"),
+    ("code 6000", Fault.envelope(6000, "sign error"), "auth"),
+    ("code -200", Fault.envelope(-200, "system error"), "api_error"),
+    ("success false with 200", Fault.json({"code": "200", "success": False}), "bad_envelope"),
+    ("negative amount", Fault.raw(BAD_AMOUNT % '"-1"'), "invalid_amount"),
+    ("NaN amount", Fault.raw(BAD_AMOUNT % '"NaN"'), "invalid_amount"),
+    ("Infinity amount", Fault.raw(BAD_AMOUNT % '"Infinity"'), "invalid_amount"),
+    ("1e400 amount", Fault.raw(BAD_AMOUNT % "1e400"), "invalid_amount"),
+    ("empty amount", Fault.raw(BAD_AMOUNT % '""'), "invalid_amount"),
+    ("boolean amount", Fault.raw(BAD_AMOUNT % "true"), "invalid_amount"),
+    ("nested amount", Fault.raw(BAD_AMOUNT % '{"a": "1"}'), "invalid_amount"),
+    ("body over 5 MB", Fault.huge(6 * 1024 * 1024), "too_large"),
+]
+
+
+@pytest.fixture
+def recorder(simulator: Simulator, sqlite_store: Store) -> Iterator[Recorder]:
+    settings = Settings(
+        base_url=simulator.url,
+        interval_seconds=2,
+        timeout_seconds=1,
+        buffer_file=None,
+        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
+    )
+    client = CoinWClient(simulator.url, timeout=settings.timeout_seconds)
+    recorder = Recorder(settings, sqlite_store, client)
+    yield recorder
+    recorder.close()
+    client.close()
+
+
+def failure_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
+
+
+@pytest.mark.parametrize(("fault", "kind"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
+def test_each_fault_is_one_error_row_one_line_and_no_snapshot(
+    recorder: Recorder,
+    simulator: Simulator,
+    sqlite_store: Store,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault,
+    kind: str,
+) -> None:
+    fault.times = None  # retries, where they happen, meet the same fault
+    simulator.add_fault(fault, API_KEY)
+    result = recorder.poll(recorder.settings.accounts[0])
+    assert result.error is not None and result.error.kind == kind
+    counts = sqlite_store.count_rows()
+    assert counts["snapshots"] == 0 and counts["balances"] == 0
+    with sqlite_store.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT kind, message FROM poll_errors").all()
+    assert [r[0] for r in rows] == [kind]
+    assert "\n" not in rows[0][1] and SECRET not in rows[0][1]
+    (line,) = failure_lines(caplog)
+    assert f"main: poll failed ({kind})" in line
+
+
+def test_connect_refused_is_one_error_row(
+    sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        base_url=url,
+        interval_seconds=1,
+        buffer_file=None,
+        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
+    )
+    with CoinWClient(url) as client:
+        recorder = Recorder(settings, sqlite_store, client)
+        result = recorder.poll(settings.accounts[0])
+        recorder.close()
+    assert result.error is not None and result.error.kind == "connect"
+    assert sqlite_store.count_rows()["poll_errors"] == 1
+    assert sqlite_store.count_rows()["snapshots"] == 0
+    assert len(failure_lines(caplog)) == 1
+
+
+def test_overload_is_retried_with_growing_delays_within_the_interval(
+    recorder: Recorder, simulator: Simulator, sqlite_store: Store
+) -> None:
+    recorder.settings = replace(recorder.settings, interval_seconds=10, backoff_base_seconds=0.2)
+    simulator.add_fault(Fault.http(503, times=None), API_KEY)
+    result = recorder.poll(recorder.settings.accounts[0])
+    assert result.error is not None and "attempts" in str(result.error)
+    times = [r.at for r in simulator.requests("returnBalances")]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) >= 3
+    assert all(later > earlier * 1.1 for earlier, later in itertools.pairwise(gaps))
+    assert times[-1] - times[0] < 10 * 0.5 + 0.5  # never past half the interval
+    assert sqlite_store.count_rows()["poll_errors"] == 1
+
+
+def test_the_daemon_keeps_its_schedule_through_a_run_of_faults(
+    recorder: Recorder, simulator: Simulator, sqlite_store: Store
+) -> None:
+    recorder.settings = replace(recorder.settings, interval_seconds=1)
+    sequence = [
+        Fault.reset(),
+        Fault.http(502),
+        Fault.raw("nope"),
+        Fault.envelope(29001),
+        Fault.raw(BAD_AMOUNT % '"-5"'),
+    ]
+    for fault in sequence:
+        simulator.add_fault(fault, API_KEY)
+    results: list[PollResult] = []
+    recorder.listeners.append(results.append)
+    thread = threading.Thread(target=recorder.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        wait_for(lambda: sum(r.ok for r in results) >= 2, timeout=30)
+    finally:
+        recorder.stop()
+        thread.join(timeout=10)
+    kinds = [r.error.kind for r in results if r.error is not None]
+    assert kinds == ["connection_lost", "http_status", "not_json", "rate_limit", "invalid_amount"]
+    times = [r.at for r in simulator.requests("returnBalances")]
+    assert len(times) <= (times[-1] - times[0]) + 2  # one poll per interval, faults or not
+    assert sqlite_store.count_rows()["poll_errors"] == 5
+    assert sqlite_store.count_rows()["snapshots"] >= 2
