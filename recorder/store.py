@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -338,6 +338,56 @@ class Store:
                 ).scalar_one()
                 for table in tables
             }
+
+    # -- the bulk path: raw rows, no ORM or type processing ------------------------------
+
+    def storage_time(self, moment: datetime) -> Any:
+        """`moment` as this backend's driver takes it for a UTCDateTime column."""
+        utc = moment.astimezone(UTC)
+        if self.is_sqlite:
+            return utc.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's own SQLite format
+        if self.url.get_backend_name() == "postgresql":
+            return utc
+        return utc.replace(tzinfo=None)
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[BulkWriter]:
+        """One transaction of raw inserts (amounts as canonical text, times from
+        `storage_time`): the path for copies and generated histories."""
+        with self._connect(write=True) as connection:
+            yield BulkWriter(connection)
+
+    def sync_id_sequences(self) -> None:
+        """After rows were inserted with explicit ids: make new ids start past them
+        (PostgreSQL's sequences do not follow explicit ids; the others do by themselves)."""
+        if self.url.get_backend_name() != "postgresql":
+            return
+        with self._connect(write=True) as connection:
+            for table in ("accounts", "snapshots", "balance_changes", "poll_errors"):
+                connection.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
+                )
+
+    def analyze(self, *, vacuum: bool = False) -> None:
+        """Refresh the planner's statistics; with `vacuum`, also give freed space back."""
+        backend = self.url.get_backend_name()
+        tables = ("accounts", "snapshots", "balances", "balance_changes", "poll_errors")
+        if backend == "postgresql":
+            verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+            with self.engine.connect() as connection:
+                autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+                autocommit.exec_driver_sql(f"{verb} {', '.join(tables)}")
+        elif backend in ("mysql", "mariadb"):
+            verb = "OPTIMIZE TABLE" if vacuum else "ANALYZE TABLE"
+            with self._connect(write=True) as connection:
+                connection.exec_driver_sql(f"{verb} {', '.join(tables)}").all()
+        else:
+            with self._write_lock, self.engine.connect() as connection:
+                autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+                autocommit.exec_driver_sql("ANALYZE")
+                if vacuum:
+                    autocommit.exec_driver_sql("VACUUM")
 
     # -- history, for reports -----------------------------------------------------------
 
@@ -767,3 +817,43 @@ class AdvisoryLocks:
                 self._connection.close()
         self._connection = None
         self._engine.dispose()
+
+
+class BulkWriter:
+    """Raw executemany into the recorder's tables: the caller supplies storage forms."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._statements: dict[tuple[str, tuple[str, ...], bool], str] = {}
+
+    def _sql(self, table: str, columns: Sequence[str], ignore_duplicates: bool) -> str:
+        key = (table, tuple(columns), ignore_duplicates)
+        if key not in self._statements:
+            dialect = self.connection.dialect
+            marker = "?" if dialect.paramstyle == "qmark" else "%s"
+            names = ", ".join(columns)
+            values = ", ".join([marker] * len(columns))
+            verb, suffix = "INSERT", ""
+            if ignore_duplicates:
+                if dialect.name == "sqlite":
+                    verb = "INSERT OR IGNORE"
+                elif dialect.name == "postgresql":
+                    suffix = " ON CONFLICT DO NOTHING"
+                else:
+                    verb = "INSERT IGNORE"
+            self._statements[key] = f"{verb} INTO {table} ({names}) VALUES ({values}){suffix}"
+        return self._statements[key]
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        ignore_duplicates: bool = False,
+    ) -> None:
+        """Insert `rows` (tuples in `columns` order) into `table` with one executemany."""
+        if rows:
+            self.connection.exec_driver_sql(
+                self._sql(table, columns, ignore_duplicates), list(map(tuple, rows))
+            )

@@ -143,7 +143,8 @@ def test_the_readme_sql_examples_are_there() -> None:
 def test_every_test_named_in_the_reliability_table_exists() -> None:
     document = (ROOT / "docs" / "reliability.md").read_text()
     sources = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
-    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", document))
+    files = set(re.findall(r"\b(test_[a-z0-9_]+)\.py\b", document))
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", document)) - files
     assert len(named) > 15
     missing = sorted(name for name in named if f"def {name}(" not in sources)
     assert missing == []
