@@ -477,23 +477,28 @@ def export(
         ids = list(selection.accounts.values())
         args = (ids, selection.currencies, selection.since, selection.until)
         with _progress(lambda: store.count_holdings(*args), output) as progress:
-            rows = (report.export_cells(row) for row in store.iter_holdings(*args))
+            batches = report.export_batches(store, selection)
             if output_format == "xlsx":
                 change_rows = (report.change_cells(c) for c in report.changes(store, selection))
                 report.write_xlsx(
                     [
-                        ("balances", report.EXPORT_COLUMNS, rows),
+                        ("balances", report.EXPORT_COLUMNS, report.typed_cells(batches)),
                         ("changes", report.CHANGE_COLUMNS, change_rows),
                     ],
                     output,
                     selection.zone,
                     progress,
                 )
+            elif output_format == "csv":
+                _write_text(
+                    output, lambda out: report.write_export_csv(store, selection, out, progress)
+                )
             else:
-                writer = report.write_csv if output_format == "csv" else report.write_jsonl
                 _write_text(
                     output,
-                    lambda out: writer(report.EXPORT_COLUMNS, rows, out, selection.zone, progress),
+                    lambda out: report.write_jsonl_batches(
+                        report.EXPORT_COLUMNS, batches, out, progress
+                    ),
                 )
     finally:
         store.close()

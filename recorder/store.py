@@ -607,6 +607,68 @@ class Store:
             for row in result:
                 yield Holding(*row)
 
+    def iter_export_rows(
+        self,
+        account_ids: Sequence[int],
+        currencies: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        csv_tail: bool = False,
+        batch: int = 10000,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Every balance row in the range as raw tuples, in batches, fast and in constant
+        memory: (account id, taken_at as stored, snapshot id, currency, amount, price_usdt,
+        value_usdt, available, on_orders), amounts as canonical decimal text (or None).
+
+        With `csv_tail`, the database itself joins everything after taken_at into one CSV
+        fragment: (account id, taken_at as stored, "7,BTC,0.0012,96903.7,116.28444,,").
+        No field needs CSV quoting (currency names and numbers), and building the text in
+        the database is what lets a CSV export pass half a million rows a second.
+
+        This is the export path: no ORM rows, no Decimal objects, no type processing, a
+        server-side cursor on PostgreSQL and MariaDB. Use `time_from_storage` on taken_at.
+        """
+        backend = self.url.get_backend_name()
+        selected = _export_columns(backend, csv_tail=csv_tail)
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        where = [f"s.account_id = {marker}"]
+        params: list[Any] = []
+        if since is not None:
+            where.append(f"s.taken_at >= {marker}")
+            params.append(self.storage_time(since))
+        if until is not None:
+            where.append(f"s.taken_at <= {marker}")
+            params.append(self.storage_time(until))
+        if currencies:
+            where.append(f"b.currency IN ({', '.join([marker] * len(currencies))})")
+            params.extend(currencies)
+        # Per account, in the order of the (account_id, taken_at) index. On SQLite the
+        # nested loop over the balances' primary key yields each snapshot's currencies in
+        # order without a sort step; elsewhere the order is spelled out.
+        order = "s.taken_at, s.id" + ("" if backend == "sqlite" else ", b.currency")
+        sql = (
+            f"SELECT s.account_id, s.taken_at, {selected} "
+            "FROM snapshots s JOIN balances b ON b.snapshot_id = s.id "
+            f"WHERE {' AND '.join(where)} ORDER BY {order}"
+        )
+        with self._connect(write=False) as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            for account_id in account_ids:
+                cursor = _streaming_cursor(raw, backend)
+                try:
+                    cursor.execute(sql, [account_id, *params])
+                    while rows := cursor.fetchmany(batch):
+                        yield list(rows)
+                finally:
+                    cursor.close()
+
+    def time_from_storage(self, value: Any) -> datetime:
+        """A taken_at value as `iter_export_rows` returns it -> aware UTC datetime."""
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
     def iter_changes(
         self,
         account_ids: Sequence[int],
@@ -640,6 +702,38 @@ class Store:
             )
             for row in result:
                 yield ChangeEntry(*row)
+
+
+def _export_columns(backend: str, *, csv_tail: bool) -> str:
+    """The export query's columns after taken_at (see Store.iter_export_rows)."""
+    numbers = [f"b.{c}" for c in ("amount", "price_usdt", "value_usdt", "available", "on_orders")]
+    if backend == "postgresql":
+        numbers = [f"CAST({n} AS TEXT)" for n in numbers]
+    elif backend in ("mysql", "mariadb"):
+        # DECIMAL(65,30) pads with zeros: trim them, then a bare trailing point.
+        numbers = [
+            f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({n} AS CHAR)))" for n in numbers
+        ]
+    if not csv_tail:
+        return ", ".join(["b.snapshot_id", "b.currency", *numbers])
+    fields = ["b.snapshot_id", "b.currency", numbers[0]]
+    fields += [f"COALESCE({n}, '')" for n in numbers[1:]]
+    if backend in ("mysql", "mariadb"):
+        return f"CONCAT_WS(',', {', '.join(fields)})"
+    if backend == "postgresql":
+        fields[0] = "CAST(b.snapshot_id AS TEXT)"
+    return " || ',' || ".join(fields)
+
+
+def _streaming_cursor(raw: Any, backend: str) -> Any:
+    """A DBAPI cursor that streams rows instead of loading the whole result."""
+    if backend == "postgresql":
+        return raw.cursor(name="recorder_export")  # a server-side cursor
+    if backend in ("mysql", "mariadb"):
+        import pymysql.cursors
+
+        return raw.cursor(pymysql.cursors.SSCursor)
+    return raw.cursor()  # sqlite3 steps through the result as it is fetched
 
 
 def _currency(holding: Holding) -> str:

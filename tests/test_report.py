@@ -257,8 +257,9 @@ def test_export_xlsx_keeps_every_amount_exact(history_url: str, tmp_path: Path) 
 
     path = tmp_path / "h.xlsx"
     invoke(history_url, "export", "--format", "xlsx", "-o", str(path))
-    sheet = load_workbook(path, read_only=True)["balances"]
-    rows = list(sheet.iter_rows(values_only=True))
+    workbook = load_workbook(path, read_only=True)
+    rows = list(workbook["balances"].iter_rows(values_only=True))
+    workbook.close()
     header, body = rows[0], rows[1:]
     assert header[:2] == ("account", "taken_at (UTC)")
 
