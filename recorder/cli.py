@@ -92,6 +92,7 @@ def _open(settings: config.Settings) -> tuple[Any, Any]:
         timeout=settings.timeout_seconds,
         max_response_bytes=settings.max_response_bytes,
         max_connections=max(10, settings.workers),
+        max_requests_per_second=settings.max_requests_per_second,
     )
     return store, client
 

@@ -75,6 +75,7 @@ class Settings:
     max_response_bytes: int = 5 * 1024 * 1024
     backoff_base_seconds: float = 1.0
     workers: int = 10
+    max_requests_per_second: float = 50.0
     fetch_prices: bool = True
     buffer_file: Path | None = Path(DEFAULT_BUFFER_FILE)
     buffer_max_snapshots: int = 10000
@@ -249,6 +250,7 @@ _TOP_KEYS = (
     "max_response_bytes",
     "backoff_base_seconds",
     "workers",
+    "max_requests_per_second",
     "fetch_prices",
     "buffer_file",
     "buffer_max_snapshots",
@@ -364,6 +366,7 @@ def load(
         "max_response_bytes": lambda w, v: _integer(w, v, minimum=1024, maximum=1 << 30),
         "backoff_base_seconds": lambda w, v: _number(w, v, minimum=0.01, maximum=600),
         "workers": lambda w, v: _integer(w, v, minimum=1, maximum=1000),
+        "max_requests_per_second": lambda w, v: _number(w, v, minimum=1, maximum=1000),
         "fetch_prices": _boolean,
         "buffer_file": lambda w, v: v if v == "" else _text(w, v),
         "buffer_max_snapshots": lambda w, v: _integer(w, v, minimum=1, maximum=10_000_000),

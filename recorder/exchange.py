@@ -85,6 +85,7 @@ class CoinWClient:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_connections: int = 20,
+        max_requests_per_second: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -102,6 +103,12 @@ class CoinWClient:
         )
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._limiters_lock = threading.Lock()
+        # Every request of this process, all accounts together (CoinW also limits per IP).
+        self._global_limiter = (
+            RateLimiter(max(1, round(max_requests_per_second)), 1.0)
+            if max_requests_per_second
+            else None
+        )
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -125,6 +132,8 @@ class CoinWClient:
         """One signed returnBalances (or returnCompleteBalances) call, parsed into a Snapshot."""
         command = "returnCompleteBalances" if complete else "returnBalances"
         self._limiter(credentials.api_key, command).acquire()
+        if self._global_limiter is not None:
+            self._global_limiter.acquire()
         body = self._request("POST", PRIVATE_PATH, signed_query(command, credentials))
         taken_at = self._clock()
         if complete:
@@ -133,6 +142,8 @@ class CoinWClient:
 
     def fetch_ticker(self) -> Mapping[str, Any]:
         """returnTicker's data: pair -> ticker fields (numbers as Decimal)."""
+        if self._global_limiter is not None:
+            self._global_limiter.acquire()
         body = self._request("GET", PUBLIC_PATH, {"command": "returnTicker"})
         data = parse.check_envelope(parse.decode_json(body))
         if not isinstance(data, dict):

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -63,6 +63,8 @@ class PollResult:
     buffered: bool = False
     #: A buffered snapshot written to the database after an outage.
     replayed: bool = False
+    #: For scheduled polls: when the poll was due (its lateness is attempted_at minus this).
+    scheduled_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,7 +108,7 @@ class Recorder:
 
     # -- one cycle ---------------------------------------------------------------------
 
-    def poll(self, account: AccountConfig) -> PollResult:
+    def poll(self, account: AccountConfig, scheduled_at: datetime | None = None) -> PollResult:
         """Poll one account once and record the outcome; never raises an expected error."""
         attempted_at = utc_now()
         claim = self._claim(account.name)
@@ -115,7 +117,9 @@ class Recorder:
                 f"{account.name}: another recorder process is recording this account; this "
                 "one leaves it alone."
             )
-            return self._notify(PollResult(account.name, attempted_at, error=error))
+            return self._notify(
+                PollResult(account.name, attempted_at, error=error, scheduled_at=scheduled_at)
+            )
         try:
             snapshot = self._fetch(account)
         except PollError as error:
@@ -123,7 +127,13 @@ class Recorder:
             pending = Pending(account.name, attempted_at, error_kind=error.kind, message=str(error))
             buffered = self._store(pending) is None
             return self._notify(
-                PollResult(account.name, attempted_at, error=error, buffered=buffered)
+                PollResult(
+                    account.name,
+                    attempted_at,
+                    error=error,
+                    buffered=buffered,
+                    scheduled_at=scheduled_at,
+                )
             )
         pairs = self.tickers.pairs() if self.settings.fetch_prices else None
         pending = Pending(
@@ -135,9 +145,20 @@ class Recorder:
         )
         stored = self._store(pending)
         if stored is None:
-            return self._notify(PollResult(account.name, attempted_at, snapshot, buffered=True))
+            return self._notify(
+                PollResult(
+                    account.name, attempted_at, snapshot, buffered=True, scheduled_at=scheduled_at
+                )
+            )
         return self._notify(
-            PollResult(account.name, attempted_at, snapshot, stored.snapshot_id, stored.changes)
+            PollResult(
+                account.name,
+                attempted_at,
+                snapshot,
+                stored.snapshot_id,
+                stored.changes,
+                scheduled_at=scheduled_at,
+            )
         )
 
     def poll_all(self) -> list[PollResult]:
@@ -379,14 +400,27 @@ class Recorder:
             },
         )
         start = datetime.now(UTC)
-        for account in accounts:
+        # "At once" for a few accounts; for many, as fast as max_requests_per_second allows,
+        # each account keeping its own phase so later rounds are as smooth as the first.
+        spacing = 1 / self.settings.max_requests_per_second
+        if len(accounts) * spacing > interval:
+            log.warning(
+                "%d accounts every %g s need %.0f requests per second, more than "
+                "max_requests_per_second (%g): polls will run late.",
+                len(accounts),
+                interval,
+                len(accounts) / interval,
+                self.settings.max_requests_per_second,
+            )
+        for index, account in enumerate(accounts):
+            first = start + timedelta(seconds=index * spacing)
             scheduler.add_job(
                 self._scheduled_poll,
-                IntervalTrigger(seconds=interval, start_date=start, timezone=UTC),
-                args=[account],
+                IntervalTrigger(seconds=interval, start_date=first, timezone=UTC),
+                args=[account, first],
                 id=account.name,
                 name=f"poll {account.name}",
-                next_run_time=start,
+                next_run_time=first,
             )
         log.info(
             "Recording %d account%s (%s) every %g s into %s.",
@@ -416,9 +450,13 @@ class Recorder:
         """Release the account locks (the store and client belong to the caller)."""
         self.locks.close()
 
-    def _scheduled_poll(self, account: AccountConfig) -> None:
-        if not self.stop_event.is_set():
-            self.poll(account)
+    def _scheduled_poll(self, account: AccountConfig, first: datetime) -> None:
+        if self.stop_event.is_set():
+            return
+        # The run this call stands for: the last one due (missed runs are coalesced).
+        interval = timedelta(seconds=self.settings.interval_seconds)
+        due = first + ((utc_now() - first) // interval) * interval
+        self.poll(account, scheduled_at=max(due, first))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("Received %s.", signal.Signals(signum).name)
