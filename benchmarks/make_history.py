@@ -131,6 +131,7 @@ def generate(
                 print(f"\r{done:6.1%}  {counts['balances']:>12,} balance rows", end="",
                       file=sys.stderr, flush=True)
     flush()
+    store.sync_id_sequences()
     if echo:
         seconds = time.perf_counter() - began
         print(f"\rwrote {counts['balances']:,} balance rows in {seconds:.0f} s "

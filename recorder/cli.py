@@ -227,6 +227,77 @@ def upgrade(state: State) -> None:
         click.echo(f"Upgraded {store.display_url} from {before or 'empty'} to {after}.")
 
 
+@db.command()
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    metavar="URL",
+    help="Database to copy into, e.g. postgresql://user@host/recorder.",
+)
+@pass_state
+def copy(state: State, target_url: str) -> None:
+    """Copy the whole history into another database and verify it.
+
+    The usual move when a SQLite file is outgrown: copy it into PostgreSQL, check the
+    summary, then point database_url at PostgreSQL. Safe to run again: it copies only what
+    the target lacks, and checks row counts and exact sums of amounts on both sides.
+    """
+    from recorder.store import Store
+    from recorder.transfer import copy_history
+
+    settings = state.settings()
+    source, target = Store(settings.database_url), Store(target_url)
+    try:
+        with _progress(lambda: source.count_rows()["balances"], "", label="Copying") as step:
+            result = copy_history(source, target, progress=step)
+    finally:
+        source.close()
+        target.close()
+    copied = ", ".join(f"{count:,} {table}" for table, count in result.copied.items())
+    click.echo(f"Copied {copied} into {target.display_url}.")
+    click.echo(
+        "Verified: "
+        + ", ".join(f"{table} {count:,} rows" for table, (count, _) in result.checksums.items())
+        + "; every amount sums to the same exact total on both sides."
+    )
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option(
+    "--vacuum",
+    is_flag=True,
+    help="Afterwards give the freed space back to the disk (SQLite VACUUM, "
+    "PostgreSQL VACUUM, MariaDB OPTIMIZE TABLE; can take a while).",
+)
+@pass_state
+def prune(state: State, dry_run: bool, vacuum: bool) -> None:
+    """Thin out old snapshots as [retention] says; the change log is never touched.
+
+    Keeps every snapshot younger than keep_all_days; beyond, the last snapshot of each
+    hour (or day) and every snapshot that recorded a change, so what an account held at
+    any moment stays exactly answerable.
+    """
+    from recorder.retention import prune as run_prune
+
+    settings = state.settings()
+    if settings.retention.keep_all_days is None:
+        raise ConfigError(
+            "No retention is configured: add [retention] with keep_all_days = 30 (and "
+            'keep_one_per = "hour" or "day") to the config file.'
+        )
+    store = _history_store(state)
+    try:
+        count = run_prune(store, settings.retention, datetime.now(UTC), dry_run=dry_run)
+        if not dry_run:
+            store.analyze(vacuum=vacuum)
+    finally:
+        store.close()
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(f"{verb} {count:,} snapshots; the change log is untouched.")
+
+
 # -- history commands --------------------------------------------------------------------
 
 
@@ -519,12 +590,12 @@ def _write_text(output: str, write: Any) -> None:
 
 
 @contextlib.contextmanager
-def _progress(total: Any, output: str) -> Any:
+def _progress(total: Any, output: str, label: str = "Exporting") -> Any:
     """A progress bar on a terminal's stderr; silent when stderr is not a terminal."""
     if not sys.stderr.isatty() or output == "-":
         yield None
         return
-    with click.progressbar(length=total(), label="Exporting", file=sys.stderr) as bar:
+    with click.progressbar(length=total(), label=label, file=sys.stderr) as bar:
         yield bar.update
 
 

@@ -65,6 +65,14 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """The [retention] table: with keep_all_days None, everything is kept forever."""
+
+    keep_all_days: float | None = None
+    keep_one_per: str = "hour"  # beyond keep_all_days: the last snapshot of each hour / day
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the recorder was configured with."""
 
@@ -80,6 +88,7 @@ class Settings:
     buffer_file: Path | None = Path(DEFAULT_BUFFER_FILE)
     buffer_max_snapshots: int = 10000
     log_level: str = "INFO"
+    retention: Retention = field(default_factory=Retention)
     accounts: tuple[AccountConfig, ...] = ()
     config_path: Path | None = None
     #: Problems worth telling the operator that do not stop the recorder.
@@ -255,6 +264,7 @@ _TOP_KEYS = (
     "buffer_file",
     "buffer_max_snapshots",
     "log_level",
+    "retention",
     "accounts",
 )
 _ACCOUNT_KEYS = (
@@ -319,6 +329,21 @@ def _account(
         f"{where}.balance_source", table.get("balance_source", "balances"), BALANCE_SOURCES
     )
     return AccountConfig(name, Credentials(api_key, Secret(secret)), source)
+
+
+def _retention(where: str, table: Any) -> Retention:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table: [retention] with keep_all_days = 30.")
+    _check_keys(where, table, ("keep_all_days", "keep_one_per"))
+    days = table.get("keep_all_days")
+    return Retention(
+        keep_all_days=None
+        if days is None
+        else _number(f"keep_all_days of {where}", days, minimum=0, maximum=100_000),
+        keep_one_per=_choice(
+            f"keep_one_per of {where}", table.get("keep_one_per", "hour"), ("hour", "day")
+        ),
+    )
 
 
 def _default_account(
@@ -387,29 +412,10 @@ def load(
             value = _env_number(text) if key.endswith("_seconds") else text
             values[key] = readers[key](f"{variable} (for {key})", value)
 
-    raw_accounts = document.get("accounts", [])
-    if not isinstance(raw_accounts, list):
-        raise ConfigError(f"accounts in {where} must be written as [[accounts]] tables.")
-    accounts = [_account(i, t, environ, base, warnings) for i, t in enumerate(raw_accounts, 1)]
-    names = [a.name for a in accounts]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"The account name {name!r} is used twice in {where}.")
+    if "retention" in document:
+        values["retention"] = _retention(f"[retention] in {where}", document["retention"])
 
-    from_env = _default_account(environ, base, warnings)
-    if from_env is not None:
-        if "default" in names:
-            index = names.index("default")
-            accounts[index] = AccountConfig(
-                "default", from_env.credentials, accounts[index].balance_source
-            )
-        elif accounts:
-            warnings.append(
-                f"COINW_API_KEY is set but {where} defines its own accounts and none is named "
-                "'default'; the variable is ignored."
-            )
-        else:
-            accounts.append(from_env)
+    accounts = _accounts(document, where, environ, base, warnings)
 
     # The journal path is relative to the config file, like secret files; "" turns it off.
     buffer_file = values.pop("buffer_file", DEFAULT_BUFFER_FILE)
@@ -424,6 +430,40 @@ def load(
         config_path=config_path,
         warnings=tuple(warnings),
     )
+
+
+def _accounts(
+    document: Mapping[str, Any],
+    where: str,
+    environ: Mapping[str, str],
+    base: Path,
+    warnings: list[str],
+) -> list[AccountConfig]:
+    """The [[accounts]] of the file, with the environment's `default` account applied."""
+    raw_accounts = document.get("accounts", [])
+    if not isinstance(raw_accounts, list):
+        raise ConfigError(f"accounts in {where} must be written as [[accounts]] tables.")
+    accounts = [_account(i, t, environ, base, warnings) for i, t in enumerate(raw_accounts, 1)]
+    names = [a.name for a in accounts]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"The account name {name!r} is used twice in {where}.")
+    from_env = _default_account(environ, base, warnings)
+    if from_env is None:
+        return accounts
+    if "default" in names:
+        index = names.index("default")
+        accounts[index] = AccountConfig(
+            "default", from_env.credentials, accounts[index].balance_source
+        )
+    elif accounts:
+        warnings.append(
+            f"COINW_API_KEY is set but {where} defines its own accounts and none is named "
+            "'default'; the variable is ignored."
+        )
+    else:
+        accounts.append(from_env)
+    return accounts
 
 
 def _holds_inline_secret(document: Mapping[str, Any]) -> bool:

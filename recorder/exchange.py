@@ -36,7 +36,8 @@ PRIVATE_PATH = "/api/v1/private"
 PUBLIC_PATH = "/api/v1/public"
 
 #: CoinW's published limits: returnBalances 3 req/s and returnCompleteBalances 5 req/2 s
-#: per user ID. A small margin on the period absorbs jitter between us and their clock.
+#: per user ID. A small margin on the period absorbs jitter between us and their clock
+#: (the process-wide limit gets the same margin).
 BALANCES_LIMIT = (3, 1.05)
 COMPLETE_BALANCES_LIMIT = (5, 2.1)
 
@@ -105,7 +106,7 @@ class CoinWClient:
         self._limiters_lock = threading.Lock()
         # Every request of this process, all accounts together (CoinW also limits per IP).
         self._global_limiter = (
-            RateLimiter(max(1, round(max_requests_per_second)), 1.0)
+            RateLimiter(max(1, round(max_requests_per_second)), BALANCES_LIMIT[1])
             if max_requests_per_second
             else None
         )

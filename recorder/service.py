@@ -422,6 +422,15 @@ class Recorder:
                 name=f"poll {account.name}",
                 next_run_time=first,
             )
+        if self.settings.retention.keep_all_days is not None:
+            # Thinning out old snapshots runs in short batches beside the polls, daily.
+            scheduler.add_job(
+                self._prune,
+                IntervalTrigger(hours=24, timezone=UTC),
+                id="prune",
+                name="prune",
+                next_run_time=start + timedelta(minutes=1),
+            )
         log.info(
             "Recording %d account%s (%s) every %g s into %s.",
             len(accounts),
@@ -449,6 +458,18 @@ class Recorder:
     def close(self) -> None:
         """Release the account locks (the store and client belong to the caller)."""
         self.locks.close()
+
+    def _prune(self) -> None:
+        from recorder.retention import prune
+
+        try:
+            deleted = prune(
+                self.store, self.settings.retention, utc_now(), stop=self.stop_event.is_set
+            )
+            if deleted:
+                self.store.analyze()
+        except StoreError as error:
+            log.warning("Pruning old snapshots failed (%s); it is tried again tomorrow.", error)
 
     def _scheduled_poll(self, account: AccountConfig, first: datetime) -> None:
         if self.stop_event.is_set():

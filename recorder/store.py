@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from recorder.amounts import add as amounts_add
 from recorder.errors import ConfigError, InputError, SchemaError, StoreError
 from recorder.models import AccountRow, BalanceRow, Base, ChangeRow, PollErrorRow, SnapshotRow
 from recorder.pricing import Valuation
@@ -215,10 +216,12 @@ class Store:
 
     def _describe(self, error: exc.DBAPIError) -> str:
         reason = " ".join(str(error.orig).split())[:200] if error.orig else type(error).__name__
-        return (
-            f"The database at {self.display_url} is unreachable or refused the write ({reason}); "
-            "check database_url and that the server is running."
-        )
+        if isinstance(error, exc.OperationalError) or error.connection_invalidated:
+            return (
+                f"The database at {self.display_url} is unreachable ({reason}); check "
+                "database_url and that the server is running."
+            )
+        return f"The database at {self.display_url} refused the write ({reason})."
 
     # -- schema ------------------------------------------------------------------------
 
@@ -388,6 +391,131 @@ class Store:
                 autocommit.exec_driver_sql("ANALYZE")
                 if vacuum:
                     autocommit.exec_driver_sql("VACUUM")
+
+    # -- copying and pruning -------------------------------------------------------------
+
+    def _raw_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a raw query, with `?` markers rewritten to the driver's style."""
+        if self.engine.dialect.paramstyle != "qmark":
+            sql = sql.replace("?", "%s")
+        with self._connect(write=False) as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql, tuple(params))]
+
+    def max_key(self, table: str, column: str = "id") -> int:
+        """The largest value of an integer key column (0 for an empty table)."""
+        return int(self._raw_rows(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")[0][0])
+
+    def raw_accounts(self) -> list[tuple[int, str]]:
+        """(id, name) of every account."""
+        return [(int(i), str(n)) for i, n in self._raw_rows("SELECT id, name FROM accounts")]
+
+    def raw_snapshot_chunk(
+        self, after: int, up_to: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Snapshots with after < id <= up_to, with their balances and changes, in portable
+        form: amounts as canonical text, times as aware datetimes."""
+        backend = self.url.get_backend_name()
+
+        def text(column: str) -> str:
+            return _number_text(column, backend)
+
+        snapshots = [
+            (i, a, self.time_from_storage(t), v, u)
+            for i, a, t, v, u in self._raw_rows(
+                f"SELECT id, account_id, taken_at, {text('total_value_usdt')}, unpriced_count "
+                "FROM snapshots WHERE id > ? AND id <= ? ORDER BY id",
+                (after, up_to),
+            )
+        ]
+        amounts = ", ".join(
+            text(c) for c in ("amount", "price_usdt", "value_usdt", "available", "on_orders")
+        )
+        balances = self._raw_rows(
+            f"SELECT snapshot_id, currency, {amounts} FROM balances "
+            "WHERE snapshot_id > ? AND snapshot_id <= ? ORDER BY snapshot_id, currency",
+            (after, up_to),
+        )
+        changes = [
+            (*row[:7], self.time_from_storage(row[7]))
+            for row in self._raw_rows(
+                "SELECT id, account_id, snapshot_id, currency, "
+                f"{text('old_amount')}, {text('new_amount')}, {text('delta')}, taken_at "
+                "FROM balance_changes WHERE snapshot_id > ? AND snapshot_id <= ? ORDER BY id",
+                (after, up_to),
+            )
+        ]
+        return snapshots, balances, changes
+
+    def raw_poll_errors(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Failed polls with id > after, oldest first, times as aware datetimes."""
+        return [
+            (i, a, self.time_from_storage(t), k, m)
+            for i, a, t, k, m in self._raw_rows(
+                "SELECT id, account_id, attempted_at, kind, message FROM poll_errors "
+                f"WHERE id > ? ORDER BY id LIMIT {int(limit)}",
+                (after,),
+            )
+        ]
+
+    def checksums(self) -> dict[str, tuple[int, Decimal]]:
+        """Per table: (row count, exact sum of its amounts), to compare two databases."""
+        sums = {
+            "snapshots": ("total_value_usdt",),
+            "balances": ("amount", "price_usdt", "value_usdt", "available", "on_orders"),
+            "balance_changes": ("old_amount", "new_amount", "delta"),
+            "poll_errors": (),
+            "accounts": (),
+        }
+        result: dict[str, tuple[int, Decimal]] = {}
+        backend = self.url.get_backend_name()
+        for table, columns in sums.items():
+            count = int(self._raw_rows(f"SELECT count(*) FROM {table}")[0][0])
+            total = Decimal(0)
+            for column in columns:
+                if backend == "sqlite":
+                    # SUM() over text goes through float in SQLite: add exactly here.
+                    query = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+                    for batch in self._stream(query):
+                        for (value,) in batch:
+                            total = amounts_add(total, Decimal(value))
+                else:
+                    (value,) = self._raw_rows(f"SELECT SUM({column}) FROM {table}")[0]
+                    total = amounts_add(total, Decimal(str(value or 0)))
+            result[table] = (count, total)
+        return result
+
+    def _stream(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+        backend = self.url.get_backend_name()
+        with self._connect(write=False) as connection:
+            raw = connection.connection.dbapi_connection
+            cursor = _streaming_cursor(raw, backend)
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(50000):
+                    yield list(rows)
+            finally:
+                cursor.close()
+
+    def prune_candidates(
+        self, account_id: int, before: datetime
+    ) -> list[tuple[int, datetime, bool]]:
+        """(id, taken_at, recorded a change) of the account's snapshots before `before`."""
+        rows = self._raw_rows(
+            "SELECT s.id, s.taken_at, EXISTS (SELECT 1 FROM balance_changes c "
+            "WHERE c.snapshot_id = s.id) FROM snapshots s "
+            "WHERE s.account_id = ? AND s.taken_at < ? ORDER BY s.taken_at, s.id",
+            (account_id, self.storage_time(before)),
+        )
+        return [(int(i), self.time_from_storage(t), bool(c)) for i, t, c in rows]
+
+    def delete_snapshots(self, ids: Sequence[int]) -> None:
+        """Delete these snapshots and their balances, in one short transaction. Refuses
+        (IntegrityError -> StoreError) a snapshot that a change row points to."""
+        if not ids:
+            return
+        with self._connect(write=True) as connection:
+            connection.execute(balances_t.delete().where(balances_t.c.snapshot_id.in_(ids)))
+            connection.execute(snapshots_t.delete().where(snapshots_t.c.id.in_(ids)))
 
     # -- history, for reports -----------------------------------------------------------
 
@@ -704,16 +832,22 @@ class Store:
                 yield ChangeEntry(*row)
 
 
+def _number_text(expression: str, backend: str) -> str:
+    """SQL giving an amount column as canonical decimal text on any backend."""
+    if backend == "postgresql":
+        return f"CAST({expression} AS TEXT)"
+    if backend in ("mysql", "mariadb"):
+        # DECIMAL(65,30) pads with zeros: trim them, then a bare trailing point.
+        return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({expression} AS CHAR)))"
+    return expression  # SQLite already holds the canonical text
+
+
 def _export_columns(backend: str, *, csv_tail: bool) -> str:
     """The export query's columns after taken_at (see Store.iter_export_rows)."""
-    numbers = [f"b.{c}" for c in ("amount", "price_usdt", "value_usdt", "available", "on_orders")]
-    if backend == "postgresql":
-        numbers = [f"CAST({n} AS TEXT)" for n in numbers]
-    elif backend in ("mysql", "mariadb"):
-        # DECIMAL(65,30) pads with zeros: trim them, then a bare trailing point.
-        numbers = [
-            f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({n} AS CHAR)))" for n in numbers
-        ]
+    numbers = [
+        _number_text(f"b.{c}", backend)
+        for c in ("amount", "price_usdt", "value_usdt", "available", "on_orders")
+    ]
     if not csv_tail:
         return ", ".join(["b.snapshot_id", "b.currency", *numbers])
     fields = ["b.snapshot_id", "b.currency", numbers[0]]

@@ -63,7 +63,9 @@ def test_every_config_key_is_in_the_example_and_the_readme() -> None:
         assert f"`{key}`" in README, f"{key} missing from the README"
     for key in config._TOP_KEYS:
         if key != "accounts":
-            assert f"`{key}`" in README, f"{key} missing from the README"
+            assert f"`{key}`" in README or f"`[{key}]`" in README, f"{key} not in the README"
+    for key in ("keep_all_days", "keep_one_per"):
+        assert key in example["retention"] and f"`{key}`" in README
     for variable in config.ENVIRONMENT:
         assert f"`{variable}`" in README, f"{variable} missing from the README"
 
