@@ -26,6 +26,8 @@ _EXACT = decimal.Context(
 
 def canonical(value: Decimal) -> Decimal:
     """The same amount without trailing zeros or exponent (400.000 -> 400, 1E-18 stays)."""
+    if not isinstance(value, Decimal):  # a float would already have lost digits
+        raise TypeError(f"amounts must be Decimal, not {type(value).__name__}")
     if value.is_zero():
         return Decimal(0)
     if value == value.to_integral_value():

@@ -93,7 +93,7 @@ def test_accounts_are_created_once(store: Store) -> None:
 
 def test_floats_are_refused_at_the_door(sqlite_store: Store) -> None:
     account = sqlite_store.account_id("main")
-    with pytest.raises(sa.exc.StatementError, match="Decimal"), sqlite_store.writer() as writer:
+    with pytest.raises(TypeError, match="Decimal"), sqlite_store.writer() as writer:
         writer.add_snapshot(account, T0, {"BTC": 0.1}, [])  # type: ignore[dict-item]
 
 
