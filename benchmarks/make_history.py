@@ -22,18 +22,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder import amounts  # noqa: E402
-from recorder.store import Store  # noqa: E402
+from recorder import amounts
+from recorder.store import Store
 
 CURRENCY_NAMES = [
-    "BTC", "ETH", "USDT", "CWT", "SAND", "SOL", "XRP", "ADA", "DOGE", "DOT", "LTC", "TRX",
-    "LINK", "BCH", "XLM", "ATOM", "ETC", "FIL", "NEAR", "APT", "ARB", "OP", "SUI", "PEPE",
+    "BTC",
+    "ETH",
+    "USDT",
+    "CWT",
+    "SAND",
+    "SOL",
+    "XRP",
+    "ADA",
+    "DOGE",
+    "DOT",
+    "LTC",
+    "TRX",
+    "LINK",
+    "BCH",
+    "XLM",
+    "ATOM",
+    "ETC",
+    "FIL",
+    "NEAR",
+    "APT",
+    "ARB",
+    "OP",
+    "SUI",
+    "PEPE",
 ]
 START_PRICES = {"BTC": "96903.7", "ETH": "3391.25", "USDT": "1", "CWT": "0.0124"}
 SNAPSHOT_COLUMNS = ("id", "account_id", "taken_at", "total_value_usdt", "unpriced_count")
 BALANCE_COLUMNS = ("snapshot_id", "currency", "amount", "price_usdt", "value_usdt")
-CHANGE_COLUMNS = ("account_id", "snapshot_id", "currency", "old_amount", "new_amount", "delta",
-                  "taken_at")
+CHANGE_COLUMNS = (
+    "account_id",
+    "snapshot_id",
+    "currency",
+    "old_amount",
+    "new_amount",
+    "delta",
+    "taken_at",
+)
 
 
 def currency_names(count: int) -> list[str]:
@@ -48,8 +77,7 @@ class Market:
     def __init__(self, names: list[str], rng: random.Random) -> None:
         self.rng = rng
         self.prices = {
-            name: Decimal(START_PRICES.get(name, f"{rng.uniform(0.01, 500):.4g}"))
-            for name in names
+            name: Decimal(START_PRICES.get(name, f"{rng.uniform(0.01, 500):.4g}")) for name in names
         }
 
     def step(self) -> dict[str, Decimal]:
@@ -61,8 +89,15 @@ class Market:
 
 
 def generate(
-    store: Store, *, accounts: int, days: float, currencies: int, interval: float,
-    seed: int = 1, trade_probability: float = 0.002, batch_rows: int = 100_000,
+    store: Store,
+    *,
+    accounts: int,
+    days: float,
+    currencies: int,
+    interval: float,
+    seed: int = 1,
+    trade_probability: float = 0.002,
+    batch_rows: int = 100_000,
     echo: bool = True,
 ) -> dict[str, int]:
     """Fill `store` (migrated, empty) with the history; returns row counts."""
@@ -72,8 +107,13 @@ def generate(
     steps = int(days * 86400 / interval)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
     account_ids = [store.account_id(f"acct{n:04d}") for n in range(accounts)]
+    # Exchanges keep each currency to a fixed number of decimals (CoinW's countPrecision).
+    places = {name: Decimal(1).scaleb(-rng.choice((2, 4, 6, 8))) for name in names}
     holdings = [
-        {name: Decimal(f"{rng.uniform(0.001, 1000):.8f}").normalize() for name in names}
+        {
+            name: Decimal(f"{rng.uniform(0.01, 1000):.8f}").quantize(places[name]).normalize()
+            for name in names
+        }
         for _ in account_ids
     ]
     counts = {"snapshots": 0, "balances": 0, "balance_changes": 0}
@@ -107,12 +147,23 @@ def generate(
             if step and rng.random() < trade_probability * currencies:
                 name = rng.choice(names)
                 old = held[name]
-                new = (old * Decimal(str(round(rng.uniform(0.5, 1.5), 4)))).quantize(
-                    Decimal("0.00000001"), context=context
-                ).normalize()
+                new = (
+                    (old * Decimal(str(round(rng.uniform(0.5, 1.5), 4))))
+                    .quantize(places[name], context=context)
+                    .normalize()
+                )
                 held[name] = new
-                changes.append((account_id, snapshot_id, name, amounts.to_text(old),
-                                amounts.to_text(new), amounts.to_text(new - old), stored_at))
+                changes.append(
+                    (
+                        account_id,
+                        snapshot_id,
+                        name,
+                        amounts.to_text(old),
+                        amounts.to_text(new),
+                        amounts.to_text(new - old),
+                        stored_at,
+                    )
+                )
             elif not step:
                 for name, amount in held.items():
                     text = amounts.to_text(amount)
@@ -121,21 +172,35 @@ def generate(
             for name, amount in held.items():
                 value = context.multiply(amount, prices[name])
                 total = context.add(total, value)
-                balances.append((snapshot_id, name, amounts.to_text(amount), price_texts[name],
-                                 amounts.to_text(value)))
+                balances.append(
+                    (
+                        snapshot_id,
+                        name,
+                        amounts.to_text(amount),
+                        price_texts[name],
+                        amounts.to_text(value),
+                    )
+                )
             snapshots.append((snapshot_id, account_id, stored_at, amounts.to_text(total), 0))
         if len(balances) >= batch_rows:
             flush()
             if echo and step % 20 == 0:
                 done = (step + 1) / steps
-                print(f"\r{done:6.1%}  {counts['balances']:>12,} balance rows", end="",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\r{done:6.1%}  {counts['balances']:>12,} balance rows",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
     flush()
     store.sync_id_sequences()
     if echo:
         seconds = time.perf_counter() - began
-        print(f"\rwrote {counts['balances']:,} balance rows in {seconds:.0f} s "
-              f"({counts['balances'] / seconds:,.0f} rows/s)", file=sys.stderr)
+        print(
+            f"\rwrote {counts['balances']:,} balance rows in {seconds:.0f} s "
+            f"({counts['balances'] / seconds:,.0f} rows/s)",
+            file=sys.stderr,
+        )
     store.analyze()
     return counts
 
@@ -153,8 +218,14 @@ def main() -> None:
     store.ensure_schema()
     if store.count_rows()["snapshots"]:
         raise SystemExit(f"{store.display_url} already holds snapshots; use an empty database.")
-    generate(store, accounts=args.accounts, days=args.days, currencies=args.currencies,
-             interval=args.interval, seed=args.seed)
+    generate(
+        store,
+        accounts=args.accounts,
+        days=args.days,
+        currencies=args.currencies,
+        interval=args.interval,
+        seed=args.seed,
+    )
     store.close()
 
 

@@ -8,10 +8,10 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from recorder.models import Base
+from recorder.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: object) -> None:

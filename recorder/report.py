@@ -83,12 +83,14 @@ class AccountHoldings:
 
 def holdings_at(store: Store, selection: Selection, moment: datetime) -> list[AccountHoldings]:
     """Each account's holdings as of `moment`: its last snapshot at or before it."""
-    refs = {ref.account: ref for ref in store.snapshots_at(selection.accounts, moment)}
-    rows = store.holdings_of(list(refs.values()), selection.currencies)
-    by_account: dict[str, list[Holding]] = {name: [] for name in selection.accounts}
-    for row in rows:
-        by_account[row.account].append(row)
-    return [AccountHoldings(name, refs.get(name), by_account[name]) for name in selection.accounts]
+    found = {
+        ref.account: (ref, rows)
+        for ref, rows in store.holdings_at(selection.accounts, moment, selection.currencies)
+    }
+    return [
+        AccountHoldings(name, *found[name]) if name in found else AccountHoldings(name, None, [])
+        for name in selection.accounts
+    ]
 
 
 def period_snapshots(
@@ -106,8 +108,8 @@ def period_snapshots(
     # Clip the first and last period to the selection, so --since / --until are honoured.
     bounds = [(max(start, since), min(end, until + timespec.TICK)) for start, end in bounds]
     found = []
-    for account_id in selection.accounts.values():
-        refs = store.last_snapshots_in(account_id, bounds)
+    for name, account_id in selection.accounts.items():
+        refs = store.last_snapshots_in(name, account_id, bounds)
         for ref in refs:
             start = timespec.period_start(ref.taken_at, every, selection.zone)
             found.append((start, ref))

@@ -402,7 +402,8 @@ class Recorder:
         start = datetime.now(UTC)
         # "At once" for a few accounts; for many, as fast as max_requests_per_second allows,
         # each account keeping its own phase so later rounds are as smooth as the first.
-        spacing = 1 / self.settings.max_requests_per_second
+        # (A little slower than the limit itself, so the first round never queues on it.)
+        spacing = 1.1 / self.settings.max_requests_per_second
         if len(accounts) * spacing > interval:
             log.warning(
                 "%d accounts every %g s need %.0f requests per second, more than "

@@ -20,22 +20,24 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from recorder import models
 from recorder.amounts import add as amounts_add
 from recorder.amounts import canonical as amounts_canonical
 from recorder.amounts import to_text
 from recorder.errors import ConfigError, InputError, SchemaError, StoreError
-from recorder.models import AccountRow, BalanceRow, Base, ChangeRow, PollErrorRow, SnapshotRow
 from recorder.pricing import Valuation
-from recorder.sqltypes import UTCDateTime
 
 log = logging.getLogger(__name__)
 
-# Core tables: the write path builds statements directly, without ORM objects, for speed.
-accounts_t = Base.metadata.tables[AccountRow.__tablename__]
-snapshots_t = Base.metadata.tables[SnapshotRow.__tablename__]
-balances_t = Base.metadata.tables[BalanceRow.__tablename__]
-changes_t = Base.metadata.tables[ChangeRow.__tablename__]
-poll_errors_t = Base.metadata.tables[PollErrorRow.__tablename__]
+#: The newest migration in migrations/versions (a test keeps the two in step), so that a
+#: database already at it is recognised without loading Alembic.
+HEAD_REVISION = "0002"
+
+accounts_t = models.accounts
+snapshots_t = models.snapshots
+balances_t = models.balances
+changes_t = models.balance_changes
+poll_errors_t = models.poll_errors
 
 # Drivers named in a URL without one ("postgresql://") default to psycopg2 in SQLAlchemy;
 # we ship psycopg 3 and PyMySQL, so say which we mean.
@@ -156,7 +158,9 @@ class Store:
         self._account_ids: dict[str, int] = {}
 
     def _create_engine(self, pool_size: int) -> Engine:
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        # A dropped server connection is found and replaced before use; a SQLite file cannot
+        # drop one, so it skips the check.
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
             database = self.url.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
@@ -267,6 +271,8 @@ class Store:
 
     def ensure_schema(self) -> None:
         """Bring an empty or older database to the current schema; refuse a newer one."""
+        if self._stamped_revision() == HEAD_REVISION:
+            return  # the usual case, answered without loading Alembic (10 MB, 100 ms)
         current, head = self.current_revision(), self.head_revision()
         if current == head:
             return
@@ -283,6 +289,16 @@ class Store:
             head,
         )
         self.upgrade()
+
+    def _stamped_revision(self) -> str | None:
+        """The revision in alembic_version, read directly; None if there is none."""
+        try:
+            with self._connect(write=False) as connection:
+                rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                versions = [row[0] for row in rows]
+        except (StoreError, exc.DBAPIError):
+            return None  # no table yet, or unreachable: the slow path says which
+        return versions[0] if len(versions) == 1 else None
 
     def _knows(self, revision: str) -> bool:
         from alembic.script import ScriptDirectory
@@ -551,12 +567,20 @@ class Store:
 
     def time_range(self, account_ids: Sequence[int]) -> tuple[datetime, datetime] | None:
         """First and last snapshot time of these accounts; None when they have none."""
-        query = sa.select(sa.func.min(snapshots_t.c.taken_at), sa.func.max(snapshots_t.c.taken_at))
-        query = query.where(snapshots_t.c.account_id.in_(account_ids))
-        with self._connect(write=False) as connection:
-            first, last = connection.execute(query).one()
-        # min() and max() keep the column's type, so these are aware UTC datetimes.
-        return None if first is None else (first, last)
+        # One account at a time, so each min and max is a single seek in the
+        # (account_id, taken_at) index; over several accounts at once it would be a scan.
+        sql = self._marked(
+            "SELECT (SELECT min(taken_at) FROM snapshots WHERE account_id = ?), "
+            "(SELECT max(taken_at) FROM snapshots WHERE account_id = ?)"
+        )
+        found: list[datetime] = []
+        with self._cursor() as cursor:
+            for account_id in account_ids:
+                cursor.execute(sql, (account_id, account_id))
+                first, last = cursor.fetchone()
+                if first is not None:
+                    found += [self.time_from_storage(first), self.time_from_storage(last)]
+        return (min(found), max(found)) if found else None
 
     def _snapshot_refs(self, connection: Connection, query: sa.Select[Any]) -> list[SnapshotRef]:
         return [SnapshotRef(*row) for row in connection.execute(query)]
@@ -570,19 +594,81 @@ class Store:
             snapshots_t.c.unpriced_count,
         ).join(accounts_t, accounts_t.c.id == snapshots_t.c.account_id)
 
-    def snapshots_at(self, accounts: Mapping[str, int], moment: datetime) -> list[SnapshotRef]:
-        """Each account's latest snapshot taken at or before `moment`."""
-        found = []
+    # Reads that answer a user's question (`at`, `history`) run as plain SQL on the
+    # driver too: for a one-account question, SQLAlchemy's statement handling would cost
+    # ten times the query itself.
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
         with self._connect(write=False) as connection:
-            for account_id in accounts.values():
-                query = (
-                    self._ref_query()
-                    .where(snapshots_t.c.account_id == account_id)
-                    .where(snapshots_t.c.taken_at <= moment)
-                    .order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
-                    .limit(1)
-                )
-                found.extend(self._snapshot_refs(connection, query))
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            cursor = raw.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+
+    def _marked(self, sql: str) -> str:
+        return sql if self.engine.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+    def _ref(self, account: str, row: Sequence[Any]) -> SnapshotRef:
+        snapshot_id, taken_at, total, unpriced = row
+        return SnapshotRef(
+            account,
+            int(snapshot_id),
+            self.time_from_storage(taken_at),
+            self._amount(total),
+            unpriced,
+        )
+
+    def _amount(self, value: Any) -> Decimal | None:
+        """An amount as the driver returns it -> canonical Decimal (or None)."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return Decimal(value)  # SQLite holds canonical text
+        return amounts_canonical(value)
+
+    def holdings_at(
+        self, accounts: Mapping[str, int], moment: datetime, currencies: Sequence[str] = ()
+    ) -> list[tuple[SnapshotRef, list[Holding]]]:
+        """Each account's latest snapshot at or before `moment` with its balance rows (by
+        currency); accounts without one are left out. One query per account."""
+        only = f" AND b.currency IN ({', '.join('?' * len(currencies))})" if currencies else ""
+        sql = self._marked(
+            "SELECT s.id, s.taken_at, s.total_value_usdt, s.unpriced_count, b.currency, "
+            "b.amount, b.price_usdt, b.value_usdt, b.available, b.on_orders FROM snapshots s "
+            f"LEFT JOIN balances b ON b.snapshot_id = s.id{only} "
+            "WHERE s.id = (SELECT id FROM snapshots WHERE account_id = ? AND taken_at <= ? "
+            "ORDER BY taken_at DESC, id DESC LIMIT 1) ORDER BY b.currency"
+        )
+        stored = self.storage_time(moment)
+        amount = self._amount
+        found = []
+        with self._cursor() as cursor:
+            for name, account_id in accounts.items():
+                cursor.execute(sql, (*currencies, account_id, stored))
+                rows = cursor.fetchall()
+                if not rows:
+                    continue
+                ref = self._ref(name, rows[0][:4])
+                holdings = [
+                    Holding(
+                        name,
+                        ref.snapshot_id,
+                        ref.taken_at,
+                        currency,
+                        amount(held) or Decimal(0),
+                        amount(price),
+                        amount(value),
+                        amount(free),
+                        amount(frozen),
+                    )
+                    for *_, currency, held, price, value, free, frozen in rows
+                    if currency is not None  # an empty snapshot: the row of the LEFT JOIN
+                ]
+                found.append((ref, holdings))
         return found
 
     def _in_range(
@@ -620,28 +706,23 @@ class Store:
             return self._snapshot_refs(connection, query)
 
     def last_snapshots_in(
-        self, account_id: int, bounds: Sequence[tuple[datetime, datetime]]
+        self, account: str, account_id: int, bounds: Sequence[tuple[datetime, datetime]]
     ) -> list[SnapshotRef]:
         """For each [start, end) in `bounds`, the account's last snapshot in it, if any."""
-        found: list[SnapshotRef] = []
         # One index seek per period: a year of days is 365 quick lookups, whatever the
         # number of snapshots in between.
-        start_param = sa.bindparam("start", type_=UTCDateTime())
-        end_param = sa.bindparam("end", type_=UTCDateTime())
-        query = (
-            self._ref_query()
-            .where(snapshots_t.c.account_id == account_id)
-            .where(snapshots_t.c.taken_at >= start_param)
-            .where(snapshots_t.c.taken_at < end_param)
-            .order_by(snapshots_t.c.taken_at.desc(), snapshots_t.c.id.desc())
-            .limit(1)
+        sql = self._marked(
+            "SELECT id, taken_at, total_value_usdt, unpriced_count FROM snapshots "
+            "WHERE account_id = ? AND taken_at >= ? AND taken_at < ? "
+            "ORDER BY taken_at DESC, id DESC LIMIT 1"
         )
-        with self._connect(write=False) as connection:
+        found = []
+        with self._cursor() as cursor:
             for start, end in bounds:
-                found.extend(
-                    SnapshotRef(*row)
-                    for row in connection.execute(query, {"start": start, "end": end})
-                )
+                cursor.execute(sql, (account_id, self.storage_time(start), self.storage_time(end)))
+                row = cursor.fetchone()
+                if row is not None:
+                    found.append(self._ref(account, row))
         return found
 
     def holdings_of(
@@ -651,23 +732,32 @@ class Store:
         by_id = {ref.snapshot_id: ref for ref in snapshots}
         rows: dict[int, list[Holding]] = {ref.snapshot_id: [] for ref in snapshots}
         ids = list(by_id)
-        with self._connect(write=False) as connection:
+        amount = self._amount
+        with self._cursor() as cursor:
             for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-                query = sa.select(
-                    balances_t.c.snapshot_id,
-                    balances_t.c.currency,
-                    balances_t.c.amount,
-                    balances_t.c.price_usdt,
-                    balances_t.c.value_usdt,
-                    balances_t.c.available,
-                    balances_t.c.on_orders,
-                ).where(balances_t.c.snapshot_id.in_(chunk))
+                sql = (
+                    "SELECT snapshot_id, currency, amount, price_usdt, value_usdt, available, "
+                    f"on_orders FROM balances WHERE snapshot_id IN ({', '.join('?' * len(chunk))})"
+                )
+                params: list[Any] = list(chunk)
                 if currencies:
-                    query = query.where(balances_t.c.currency.in_(currencies))
-                for snapshot_id, currency, *numbers in connection.execute(query):
+                    sql += f" AND currency IN ({', '.join('?' * len(currencies))})"
+                    params += currencies
+                cursor.execute(self._marked(sql), params)
+                for snapshot_id, currency, held, price, value, free, frozen in cursor.fetchall():
                     ref = by_id[snapshot_id]
                     rows[snapshot_id].append(
-                        Holding(ref.account, snapshot_id, ref.taken_at, currency, *numbers)
+                        Holding(
+                            ref.account,
+                            snapshot_id,
+                            ref.taken_at,
+                            currency,
+                            amount(held) or Decimal(0),
+                            amount(price),
+                            amount(value),
+                            amount(free),
+                            amount(frozen),
+                        )
                     )
         return [h for ref in snapshots for h in sorted(rows[ref.snapshot_id], key=_currency)]
 
