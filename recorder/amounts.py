@@ -77,6 +77,11 @@ def multiply(a: Decimal, b: Decimal) -> Decimal:
     return canonical(_EXACT.multiply(a, b))
 
 
+def ratio(a: Decimal, b: Decimal) -> Decimal:
+    """a / b to 50 significant digits: for comparisons, never stored."""
+    return decimal.Context(prec=50).divide(a, b)
+
+
 def round_to_storage(value: Decimal) -> Decimal:
     """`value` rounded half-even to the 30 decimal places every backend stores."""
     rounding = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_EVEN)

@@ -40,9 +40,12 @@ class RecorderGroup(click.Group):
 class State:
     """What the group's options hand to every command."""
 
-    def __init__(self, config_path: Path | None, log_level: str | None) -> None:
+    def __init__(
+        self, config_path: Path | None, log_level: str | None, log_format: str | None
+    ) -> None:
         self.config_path = config_path
         self.log_level = log_level
+        self.log_format = log_format
         self._settings: config.Settings | None = None
 
     def settings(self, *, quiet: bool = False) -> config.Settings:
@@ -52,7 +55,7 @@ class State:
             level = self.log_level or self._settings.log_level
             if quiet and self.log_level is None:
                 level = max(level, "WARNING", key=logging.getLevelName)
-            logs.configure(level)
+            logs.configure(level, fmt=self.log_format or self._settings.log_format)
             for warning in self._settings.warnings:
                 log.warning("%s", warning)
         return self._settings
@@ -74,10 +77,17 @@ pass_state = click.make_pass_decorator(State)
     type=click.Choice(config.LOG_LEVELS, case_sensitive=False),
     help="Override log_level from the configuration.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(config.LOG_FORMATS),
+    help="Override log_format: readable text lines, or one JSON object per line.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, log_level: str | None, log_format: str | None
+) -> None:
     """Record the balance history of CoinW spot accounts in a SQL database."""
-    ctx.obj = State(config_path, log_level.upper() if log_level else None)
+    ctx.obj = State(config_path, log_level.upper() if log_level else None, log_format)
 
 
 def _open(settings: config.Settings) -> tuple[Any, Any]:
@@ -97,21 +107,71 @@ def _open(settings: config.Settings) -> tuple[Any, Any]:
     return store, client
 
 
+def _listeners(recorder: Any, settings: config.Settings, metrics_port: int | None) -> list[Any]:
+    """Metrics and notifications hung off the recorder; returns what needs closing."""
+    closing: list[Any] = []
+    port = metrics_port if metrics_port is not None else settings.metrics.port
+    if port is not None:
+        from recorder.metrics import Metrics
+
+        metrics = Metrics(buffered=lambda: len(recorder.buffer))
+        try:
+            served = metrics.serve(port, settings.metrics.address)
+        except OSError as error:
+            raise ConfigError(
+                f"Cannot serve metrics on {settings.metrics.address}:{port} "
+                f"({error.strerror}); choose another port with --metrics-port."
+            ) from None
+        log.info(
+            "Serving Prometheus metrics on http://%s:%d/metrics", settings.metrics.address, served
+        )
+        recorder.listeners.append(metrics.observe)
+        closing.append(metrics)
+    if settings.notify:
+        from recorder.notify import Notifier
+
+        notifier = Notifier(settings.notify)
+        recorder.listeners.append(notifier.observe)
+        closing.append(notifier)
+    return closing
+
+
+def _check_ha(settings: config.Settings, store: Any) -> None:
+    if settings.ha and store.is_sqlite:
+        raise ConfigError(
+            "ha = true needs a shared PostgreSQL (or MariaDB) database: several recorders "
+            "cannot share a SQLite file across machines."
+        )
+
+
 @cli.command()
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on this port (overrides [metrics] port).",
+)
 @pass_state
-def run(state: State) -> None:
+def run(state: State, metrics_port: int | None) -> None:
     """Run the daemon: poll every account now, then every interval_seconds.
 
-    Stops cleanly on SIGTERM or Ctrl+C after the polls in flight are stored.
+    Stops cleanly on SIGTERM or Ctrl+C after the polls in flight are stored. Under
+    systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.
     """
     from recorder.service import Recorder
 
     settings = state.settings()
     settings.require_accounts()
     store, client = _open(settings)
+    closing: list[Any] = []
     try:
-        Recorder(settings, store, client).run()
+        _check_ha(settings, store)
+        recorder = Recorder(settings, store, client)
+        closing = _listeners(recorder, settings, metrics_port)
+        recorder.run()
     finally:
+        for item in closing:
+            item.close()
         client.close()
         store.close()
 
@@ -129,11 +189,15 @@ def poll(state: State) -> None:
     settings.require_accounts()
     store, client = _open(settings)
     try:
+        _check_ha(settings, store)
         recorder = Recorder(settings, store, client)
+        closing = _listeners(recorder, settings, None) if settings.notify else []
         try:
             results = recorder.poll_all()
         finally:
             recorder.close()
+            for item in closing:
+                item.close()
     finally:
         client.close()
         store.close()
@@ -597,6 +661,152 @@ def _progress(total: Any, output: str, label: str = "Exporting") -> Any:
         return
     with click.progressbar(length=total(), label=label, file=sys.stderr) as bar:
         yield bar.update
+
+
+# -- health -------------------------------------------------------------------------------
+
+
+def _health_accounts(store: Any, settings: config.Settings, names: tuple[str, ...]) -> Any:
+    """The accounts to check: those named, else the configured ones, else all recorded."""
+    if names:
+        return store.resolve_accounts(names)
+    recorded = store.resolve_accounts()
+    configured = [a.name for a in settings.accounts]
+    if configured:
+        return {name: store.account_id(name) for name in configured}
+    return recorded
+
+
+@cli.command()
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="NAME",
+    help="Only this account (repeatable). Default: the configured accounts.",
+)
+@format_option("table", "json", default="table")
+@pass_state
+def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
+    """Is recording healthy? Per account: last success and its age, last error, errors in
+    the last 24 h, snapshots; and the database's size and schema revision.
+
+    Exits 1 when any account's last success is older than three intervals (or it has
+    none): a health check for cron or a container.
+    """
+    import json
+
+    from recorder import health
+
+    settings = state.settings(quiet=True)
+    store = _history_store(state)
+    now = datetime.now(UTC)
+    try:
+        found = health.account_statuses(
+            store, _health_accounts(store, settings, accounts), settings.interval_seconds, now
+        )
+        size, revision = store.database_size(), store.current_revision()
+    finally:
+        store.close()
+    if output_format == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "database": store.display_url,
+                    "size_bytes": size,
+                    "schema_revision": revision,
+                    "checked_at": now.isoformat(),
+                    "interval_seconds": settings.interval_seconds,
+                    "accounts": [
+                        {
+                            "account": s.account,
+                            "stale": s.stale,
+                            "last_success": s.last_success.isoformat() if s.last_success else None,
+                            "age_seconds": s.age.total_seconds() if s.age else None,
+                            "last_error": None
+                            if s.last_error is None
+                            else {**s.last_error, "at": s.last_error["at"].isoformat()},
+                            "errors_24h": s.errors_24h,
+                            "snapshots": s.snapshots,
+                        }
+                        for s in found
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        megabytes = f"{size / 1e6:,.1f} MB" if size is not None else "unknown size"
+        click.echo(f"Database {store.display_url}: {megabytes}, schema {revision}")
+        for s in found:
+            when = (
+                f"last success {s.last_success.isoformat(timespec='seconds')} "
+                f"({health.human(s.age)} ago)"
+                if s.last_success and s.age is not None
+                else "never succeeded"
+            )
+            line = f"{s.account}: {'STALE, ' if s.stale else ''}{when}; {s.snapshots:,} "
+            line += f"snapshots; {s.errors_24h} errors in 24 h"
+            if s.last_error:
+                error = s.last_error
+                line += (
+                    f"; last error {error['at'].isoformat(timespec='seconds')} "
+                    f"{error['kind']}: {error['message']}"
+                )
+            click.echo(line)
+    if any(s.stale for s in found) or not found:
+        sys.exit(1)
+
+
+@cli.command()
+@selection_options()
+@format_option("table", "csv", "json", default="table")
+@pass_state
+def gaps(
+    state: State,
+    accounts: tuple[str, ...],
+    currencies: tuple[str, ...],
+    zone_name: str,
+    since: str | None,
+    until: str | None,
+    output_format: str,
+) -> None:
+    """Where the history has holes: every stretch longer than two intervals without a
+    successful snapshot, per account, from the database alone.
+
+    With [retention], thinned-out periods older than keep_all_days look like gaps;
+    by default only the period since then is checked.
+    """
+    from datetime import timedelta
+
+    from recorder import health
+
+    if currencies:
+        raise InputError("gaps are per account; --currency does not apply.")
+    settings = state.settings(quiet=True)
+    store = _history_store(state)
+    now = datetime.now(UTC)
+    try:
+        selection = _selection(store, accounts, (), zone_name, since, until)
+        start = selection.since
+        if start is None and settings.retention.keep_all_days is not None:
+            start = now - timedelta(days=settings.retention.keep_all_days)
+        found = health.gaps(
+            store, selection.accounts, settings.interval_seconds, start, selection.until, now
+        )
+    finally:
+        store.close()
+    rows = [
+        (g.account, g.start, g.end, health.human(g.length), int(g.length.total_seconds()))
+        for g in found
+    ]
+    _emit(("account", "from", "until", "length", "seconds"), rows, output_format, selection.zone)
+    if output_format == "table":
+        click.echo(
+            f"{len(found)} gap(s) longer than {2 * settings.interval_seconds:g} s"
+            + (" (until: still open)" if any(g.end is None for g in found) else "")
+            + "."
+        )
 
 
 def main() -> None:

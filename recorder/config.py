@@ -17,8 +17,10 @@ import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from recorder.errors import ConfigError
 from recorder.exchange import Credentials
@@ -29,6 +31,7 @@ DEFAULT_BASE_URL = "https://api.coinw.com"
 DEFAULT_CONFIG_NAME = "recorder.toml"
 DEFAULT_BUFFER_FILE = "recorder-buffer.jsonl"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 BALANCE_SOURCES = ("balances", "complete")
 
 #: Environment variables and the setting each one overrides.
@@ -38,6 +41,7 @@ ENVIRONMENT = {
     "RECORDER_INTERVAL_SECONDS": "interval_seconds",
     "RECORDER_TIMEOUT_SECONDS": "timeout_seconds",
     "RECORDER_LOG_LEVEL": "log_level",
+    "RECORDER_LOG_FORMAT": "log_format",
     "COINW_BASE_URL": "base_url",
     "COINW_API_KEY": "api key of the account named 'default'",
     "COINW_SECRET_KEY": "secret key of the account named 'default'",
@@ -73,6 +77,31 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class NotifyRule:
+    """One [[notify]] table: where to send changes, and which ones."""
+
+    url: str | None = None
+    command: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    currencies: tuple[str, ...] = ()
+    min_abs_change: Decimal | None = None
+    min_rel_change: Decimal | None = None  # 0.05 = 5 % of the old amount
+
+    def __repr__(self) -> str:
+        # A webhook URL often carries a token: show only where it goes.
+        where = urlsplit(self.url).netloc if self.url else " ".join(self.command[:1])
+        return f"NotifyRule({where!r})"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The [metrics] table: Prometheus metrics on this port (None: off)."""
+
+    port: int | None = None
+    address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the recorder was configured with."""
 
@@ -88,7 +117,12 @@ class Settings:
     buffer_file: Path | None = Path(DEFAULT_BUFFER_FILE)
     buffer_max_snapshots: int = 10000
     log_level: str = "INFO"
+    log_format: str = "text"
+    #: Several recorders share one database: never poll an account without its lock.
+    ha: bool = False
     retention: Retention = field(default_factory=Retention)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    notify: tuple[NotifyRule, ...] = ()
     accounts: tuple[AccountConfig, ...] = ()
     config_path: Path | None = None
     #: Problems worth telling the operator that do not stop the recorder.
@@ -264,7 +298,11 @@ _TOP_KEYS = (
     "buffer_file",
     "buffer_max_snapshots",
     "log_level",
+    "log_format",
+    "ha",
     "retention",
+    "metrics",
+    "notify",
     "accounts",
 )
 _ACCOUNT_KEYS = (
@@ -346,6 +384,78 @@ def _retention(where: str, table: Any) -> Retention:
     )
 
 
+def _metrics(where: str, table: Any) -> MetricsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table: [metrics] with port = 9108.")
+    _check_keys(where, table, ("port", "address"))
+    port = table.get("port")
+    return MetricsConfig(
+        port=None if port is None else _integer(f"port of {where}", port, minimum=0, maximum=65535),
+        address=_text(f"address of {where}", table.get("address", "127.0.0.1")),
+    )
+
+
+def _decimal(where: str, value: Any) -> Decimal:
+    """A threshold as exact as written: TOML strings ("0.001") or numbers."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f'{where} must be a number like "0.001", not {_type_name(value)}.')
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ConfigError(f'{where} must be a number like "0.001" (got {value!r}).') from None
+    if not number.is_finite() or number < 0:
+        raise ConfigError(f"{where} must be a number of at least 0 (got {value!r}).")
+    return number
+
+
+def _notify_rules(where: str, tables: Any) -> tuple[NotifyRule, ...]:
+    if not isinstance(tables, list):
+        raise ConfigError(f"notify in {where} must be written as [[notify]] tables.")
+    rules = []
+    keys = ("url", "command", "accounts", "currencies", "min_abs_change", "min_rel_change")
+    for index, table in enumerate(tables, 1):
+        at = f"notify[{index}] in {where}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{at} must be a table with a url or a command.")
+        _check_keys(at, table, keys)
+        url = _url(f"url of {at}", table["url"]) if "url" in table else None
+        command = table.get("command", [])
+        if isinstance(command, str):
+            command = [command]
+        if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
+            raise ConfigError(
+                f"command of {at} must be a list of strings, e.g. "
+                '["/usr/local/bin/alert", "--quiet"].'
+            )
+        if url is None and not command:
+            raise ConfigError(f"{at} has neither a url nor a command; give one.")
+        names = []
+        for key in ("accounts", "currencies"):
+            value = table.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{key} of {at} must be a list of names.")
+            names.append(tuple(v.upper() if key == "currencies" else v for v in value))
+        rules.append(
+            NotifyRule(
+                url=url,
+                command=tuple(command),
+                accounts=names[0],
+                currencies=names[1],
+                min_abs_change=(
+                    _decimal(f"min_abs_change of {at}", table["min_abs_change"])
+                    if "min_abs_change" in table
+                    else None
+                ),
+                min_rel_change=(
+                    _decimal(f"min_rel_change of {at}", table["min_rel_change"])
+                    if "min_rel_change" in table
+                    else None
+                ),
+            )
+        )
+    return tuple(rules)
+
+
 def _default_account(
     environ: Mapping[str, str], base: Path, warnings: list[str]
 ) -> AccountConfig | None:
@@ -396,6 +506,8 @@ def load(
         "buffer_file": lambda w, v: v if v == "" else _text(w, v),
         "buffer_max_snapshots": lambda w, v: _integer(w, v, minimum=1, maximum=10_000_000),
         "log_level": lambda w, v: _choice(w, v, LOG_LEVELS),
+        "log_format": lambda w, v: _choice(w, v, LOG_FORMATS),
+        "ha": _boolean,
     }
     for key, read in readers.items():
         if key in document:
@@ -405,6 +517,7 @@ def load(
         ("RECORDER_INTERVAL_SECONDS", "interval_seconds"),
         ("RECORDER_TIMEOUT_SECONDS", "timeout_seconds"),
         ("RECORDER_LOG_LEVEL", "log_level"),
+        ("RECORDER_LOG_FORMAT", "log_format"),
         ("COINW_BASE_URL", "base_url"),
     ):
         text = environ.get(variable, "").strip()
@@ -414,6 +527,10 @@ def load(
 
     if "retention" in document:
         values["retention"] = _retention(f"[retention] in {where}", document["retention"])
+    if "metrics" in document:
+        values["metrics"] = _metrics(f"[metrics] in {where}", document["metrics"])
+    if "notify" in document:
+        values["notify"] = _notify_rules(where, document["notify"])
 
     accounts = _accounts(document, where, environ, base, warnings)
 

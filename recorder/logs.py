@@ -1,7 +1,10 @@
-"""Log set-up: one readable line per event, UTC times, secrets redacted."""
+"""Log set-up: one readable line per event (or one JSON object, for log shippers), UTC
+times, secrets redacted. Lines about an account name it, and JSON lines carry it in an
+`account` field."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -19,7 +22,25 @@ class UTCFormatter(logging.Formatter):
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
 
 
-def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
+class JSONFormatter(UTCFormatter):
+    """One JSON object per line: time, level, logger, message, and account when known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        account = getattr(record, "account", None)
+        if account is not None:
+            document["account"] = account
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document)
+
+
+def configure(level: str = "INFO", stream: TextIO | None = None, fmt: str = "text") -> None:
     """Send the recorder's log lines to stderr (or `stream`) at `level`."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -27,7 +48,7 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler._recorder = True  # type: ignore[attr-defined]
-    handler.setFormatter(UTCFormatter(FORMAT))
+    handler.setFormatter(JSONFormatter() if fmt == "json" else UTCFormatter(FORMAT))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -42,6 +42,9 @@ snapshots = Table(
     # nothing could be priced, or for snapshots recorded before valuation existed.
     Column("total_value_usdt", Amount()),
     Column("unpriced_count", Integer()),
+    # Which recorder process took it ("host:pid"): shows that no two processes ever
+    # recorded one account at the same time.
+    Column("recorded_by", String(64)),
     Index(None, "account_id", "taken_at"),
 )
 

@@ -12,7 +12,9 @@ The exchange client, the store and diff do not know each other; this module wire
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from recorder import locks
+from recorder import locks, systemd
 from recorder.buffer import OutageBuffer, Pending
 from recorder.config import AccountConfig, Settings
 from recorder.diff import Change, diff
@@ -39,7 +41,7 @@ from recorder.errors import (
 from recorder.exchange import CoinWClient, utc_now
 from recorder.pacing import backoff_delays
 from recorder.parse import Snapshot
-from recorder.pricing import TickerCache, valuate
+from recorder.pricing import TickerCache, Valuation, valuate
 from recorder.store import Store
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,12 @@ class PollResult:
     replayed: bool = False
     #: For scheduled polls: when the poll was due (its lateness is attempted_at minus this).
     scheduled_at: datetime | None = None
+    #: Seconds from the start of the poll to its commit (or to its failure).
+    duration: float = 0.0
+    #: Prices and values of the snapshot, as stored with it.
+    valuation: Valuation | None = None
+    #: Not polled: another process records this account.
+    skipped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -105,59 +113,62 @@ class Recorder:
         self._database_down_since: float | None = None
         self._retry_database_at = 0.0
         self._claims: dict[str, locks.Claim] = {}
+        #: Who took a snapshot, stored with it: tells recorders sharing a database apart.
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"[:64]
 
     # -- one cycle ---------------------------------------------------------------------
 
     def poll(self, account: AccountConfig, scheduled_at: datetime | None = None) -> PollResult:
         """Poll one account once and record the outcome; never raises an expected error."""
         attempted_at = utc_now()
-        claim = self._claim(account.name)
-        if claim is locks.Claim.BUSY:
+        began = time.monotonic()
+        name = account.name
+        claim = self._claim(name)
+        if claim is locks.Claim.BUSY or (claim is locks.Claim.UNKNOWN and self.settings.ha):
+            # In HA mode an account is never polled without its lock: another process may
+            # hold it while this one cannot see the database.
             error = AccountLockedError(
-                f"{account.name}: another recorder process is recording this account; this "
-                "one leaves it alone."
+                f"{name}: another recorder process is recording this account; this one "
+                "leaves it alone."
+                if claim is locks.Claim.BUSY
+                else f"{name}: the account's lock cannot be checked; not polling it (ha = true)."
             )
             return self._notify(
-                PollResult(account.name, attempted_at, error=error, scheduled_at=scheduled_at)
+                PollResult(name, attempted_at, error=error, skipped=True, scheduled_at=scheduled_at)
             )
         try:
             snapshot = self._fetch(account)
         except PollError as error:
             self._log_failure(account, error)
-            pending = Pending(account.name, attempted_at, error_kind=error.kind, message=str(error))
+            pending = Pending(name, attempted_at, error_kind=error.kind, message=str(error))
             buffered = self._store(pending) is None
             return self._notify(
                 PollResult(
-                    account.name,
+                    name,
                     attempted_at,
                     error=error,
                     buffered=buffered,
                     scheduled_at=scheduled_at,
+                    duration=time.monotonic() - began,
                 )
             )
         pairs = self.tickers.pairs() if self.settings.fetch_prices else None
+        valuation = valuate(snapshot.balances, pairs)
         pending = Pending(
-            account.name,
-            snapshot.taken_at,
-            dict(snapshot.balances),
-            dict(snapshot.parts),
-            valuate(snapshot.balances, pairs),
+            name, snapshot.taken_at, dict(snapshot.balances), dict(snapshot.parts), valuation
         )
         stored = self._store(pending)
-        if stored is None:
-            return self._notify(
-                PollResult(
-                    account.name, attempted_at, snapshot, buffered=True, scheduled_at=scheduled_at
-                )
-            )
         return self._notify(
             PollResult(
-                account.name,
+                name,
                 attempted_at,
                 snapshot,
-                stored.snapshot_id,
-                stored.changes,
+                stored.snapshot_id if stored else None,
+                stored.changes if stored else [],
+                buffered=stored is None,
                 scheduled_at=scheduled_at,
+                duration=time.monotonic() - began,
+                valuation=valuation,
             )
         )
 
@@ -175,15 +186,19 @@ class Recorder:
                     "%s: another recorder process is recording this account; this one will "
                     "not poll it, and checks again every interval.",
                     account,
+                    extra={"account": account},
                 )
             elif claim is locks.Claim.UNKNOWN:
                 log.warning(
                     "%s: the database that holds the account locks is unreachable; polling "
                     "anyway, into the local buffer, until the lock can be taken.",
                     account,
+                    extra={"account": account},
                 )
             elif previous is not None:
-                log.info("%s: this process records the account now.", account)
+                log.info(
+                    "%s: this process records the account now.", account, extra={"account": account}
+                )
         return claim
 
     def _fetch(self, account: AccountConfig) -> Snapshot:
@@ -209,6 +224,7 @@ class Recorder:
                     attempt,
                     error.kind,
                     delay,
+                    extra={"account": account.name},
                 )
                 if self.stop_event.wait(delay):
                     raise
@@ -222,9 +238,16 @@ class Recorder:
                 account.name,
                 error.kind,
                 error,
+                extra={"account": account.name},
             )
         else:
-            log.warning("%s: poll failed (%s): %s", account.name, error.kind, error)
+            log.warning(
+                "%s: poll failed (%s): %s",
+                account.name,
+                error.kind,
+                error,
+                extra={"account": account.name},
+            )
 
     # -- storing, through the outage buffer --------------------------------------------
 
@@ -264,9 +287,10 @@ class Recorder:
                 changes,
                 valuation=entry.valuation,
                 parts=entry.parts,
+                recorded_by=self.instance,
             )
         for change in changes:
-            log.info("%s", change.describe(entry.account))
+            log.info("%s", change.describe(entry.account), extra={"account": entry.account})
         return _Stored(snapshot_id, changes)
 
     def _drain(self) -> bool:
@@ -287,6 +311,7 @@ class Recorder:
                         "stays consistent.",
                         entry.account,
                         dropped,
+                        extra={"account": entry.account},
                     )
                     continue
                 if claim is locks.Claim.UNKNOWN:
@@ -340,6 +365,7 @@ class Recorder:
             self.buffer.snapshots(),
             self.buffer.capacity,
             f"; journal {self.buffer.journal}" if self.buffer.journal else "",
+            extra={"account": entry.account},
         )
 
     def _database_failed(self, error: StoreError) -> None:
@@ -365,7 +391,9 @@ class Recorder:
             try:
                 listener(result)
             except Exception:
-                log.exception("%s: a poll listener failed", result.account)
+                log.exception(
+                    "%s: a poll listener failed", result.account, extra={"account": result.account}
+                )
         return result
 
     # -- the daemon --------------------------------------------------------------------
@@ -440,10 +468,23 @@ class Recorder:
             interval,
             self.store.display_url,
         )
+        watchdog = systemd.watchdog_interval()
+        if watchdog is not None:
+            # Pinged from the worker pool, so a stuck pool (not just a live process) stops
+            # the pings and lets systemd restart the daemon.
+            scheduler.add_job(
+                systemd.notify,
+                IntervalTrigger(seconds=watchdog, timezone=UTC),
+                args=["WATCHDOG=1"],
+                id="watchdog",
+                name="watchdog",
+            )
         scheduler.start()
+        systemd.notify(f"READY=1\nSTATUS=Recording {len(accounts)} account(s)")
         try:
             self.stop_event.wait()
         finally:
+            systemd.notify("STOPPING=1")
             log.info("Stopping: finishing the polls in flight.")
             scheduler.shutdown(wait=True)
             if len(self.buffer):

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: The newest migration in migrations/versions (a test keeps the two in step), so that a
 #: database already at it is recognised without loading Alembic.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 accounts_t = models.accounts
 snapshots_t = models.snapshots
@@ -156,6 +156,9 @@ class Store:
             threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         )
         self._account_ids: dict[str, int] = {}
+        self._readers = threading.local()
+        self._readers_lock = threading.Lock()
+        self._all_readers: list[Any] = []
 
     def _create_engine(self, pool_size: int) -> Engine:
         # A dropped server connection is found and replaced before use; a SQLite file cannot
@@ -197,6 +200,11 @@ class Store:
 
     def close(self) -> None:
         """Release every pooled connection."""
+        with self._readers_lock:
+            for reader in self._all_readers:
+                reader.close()
+            self._all_readers.clear()
+        self._readers = threading.local()
         self.engine.dispose()
 
     def advisory_locks(self) -> AdvisoryLocks | None:
@@ -366,7 +374,8 @@ class Store:
         """`moment` as this backend's driver takes it for a UTCDateTime column."""
         utc = moment.astimezone(UTC)
         if self.is_sqlite:
-            return utc.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's own SQLite format
+            # SQLAlchemy's own SQLite format, "2026-03-31 23:30:00.000000".
+            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
         if self.url.get_backend_name() == "postgresql":
             return utc
         return utc.replace(tzinfo=None)
@@ -503,16 +512,10 @@ class Store:
         return result
 
     def _stream(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
-        backend = self.url.get_backend_name()
-        with self._connect(write=False) as connection:
-            raw = connection.connection.dbapi_connection
-            cursor = _streaming_cursor(raw, backend)
-            try:
-                cursor.execute(sql)
-                while rows := cursor.fetchmany(50000):
-                    yield list(rows)
-            finally:
-                cursor.close()
+        with self._cursor(streaming=True) as cursor:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(50000):
+                yield list(rows)
 
     def prune_candidates(
         self, account_id: int, before: datetime
@@ -534,6 +537,84 @@ class Store:
         with self._connect(write=True) as connection:
             connection.execute(balances_t.delete().where(balances_t.c.snapshot_id.in_(ids)))
             connection.execute(snapshots_t.delete().where(snapshots_t.c.id.in_(ids)))
+
+    # -- health: status and gaps ----------------------------------------------------------
+
+    def account_status(self, account_id: int, since: datetime) -> dict[str, Any]:
+        """Last success, last error, errors since `since`, snapshot count of one account."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                self._marked("SELECT count(*), max(taken_at) FROM snapshots WHERE account_id = ?"),
+                (account_id,),
+            )
+            count, last = cursor.fetchone()
+            cursor.execute(
+                self._marked(
+                    "SELECT attempted_at, kind, message FROM poll_errors WHERE account_id = ? "
+                    "ORDER BY attempted_at DESC, id DESC LIMIT 1"
+                ),
+                (account_id,),
+            )
+            error = cursor.fetchone()
+            cursor.execute(
+                self._marked(
+                    "SELECT count(*) FROM poll_errors WHERE account_id = ? AND attempted_at >= ?"
+                ),
+                (account_id, self.storage_time(since)),
+            )
+            (recent,) = cursor.fetchone()
+        return {
+            "snapshots": int(count),
+            "last_success": self.time_from_storage(last) if last is not None else None,
+            "last_error": None
+            if error is None
+            else {
+                "at": self.time_from_storage(error[0]),
+                "kind": error[1],
+                "message": error[2],
+            },
+            "errors_24h": int(recent),
+        }
+
+    def database_size(self) -> int | None:
+        """Bytes the recorder's data takes (file, schema or database); None if unknown."""
+        backend = self.url.get_backend_name()
+        if backend == "sqlite":
+            database = self.url.database or ""
+            files = [Path(f"{database}{suffix}") for suffix in ("", "-wal")]
+            return sum(f.stat().st_size for f in files if f.exists()) if database else None
+        if backend == "postgresql":
+            query = (
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN "
+                "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND "
+                "n.nspname = current_schema()"
+            )
+        else:
+            query = (
+                "SELECT sum(data_length + index_length) FROM information_schema.tables "
+                "WHERE table_schema = DATABASE()"
+            )
+        (size,) = self._raw_rows(query)[0]
+        return None if size is None else int(size)
+
+    def iter_snapshot_times(
+        self, account_id: int, since: datetime | None, until: datetime | None
+    ) -> Iterator[datetime]:
+        """The account's snapshot times in order, streamed (for finding gaps)."""
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        where, params = [f"account_id = {marker}"], [account_id]
+        if since is not None:
+            where.append(f"taken_at >= {marker}")
+            params.append(self.storage_time(since))
+        if until is not None:
+            where.append(f"taken_at <= {marker}")
+            params.append(self.storage_time(until))
+        sql = f"SELECT taken_at FROM snapshots WHERE {' AND '.join(where)} ORDER BY taken_at"
+        with self._cursor(streaming=True) as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(10000):
+                for (value,) in rows:
+                    yield self.time_from_storage(value)
 
     # -- history, for reports -----------------------------------------------------------
 
@@ -599,15 +680,47 @@ class Store:
     # ten times the query itself.
 
     @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._connect(write=False) as connection:
-            raw = connection.connection.dbapi_connection
-            assert raw is not None
-            cursor = raw.cursor()
+    def _cursor(self, *, streaming: bool = False) -> Iterator[Any]:
+        """A DBAPI cursor for plain SQL reads (a server-side one with `streaming`); the
+        driver's own errors, which SQLAlchemy does not see here, become StoreError."""
+        # A plain checkout, no transaction bookkeeping: these are reads.
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            if self.is_sqlite and not streaming:
+                # A reading connection kept per thread: SQLite opens no transaction for a
+                # SELECT, so holding it blocks no writer, and it saves a pool checkout on
+                # every question (a fifth of answering `recorder at`).
+                reader = getattr(self._readers, "connection", None)
+                if reader is None:
+                    reader = self._readers.connection = self.engine.raw_connection()
+                    with self._readers_lock:
+                        self._all_readers.append(reader)
+                cursor = reader.cursor()
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+                return
+            raw = self.engine.raw_connection()
             try:
-                yield cursor
+                backend = self.url.get_backend_name()
+                cursor = _streaming_cursor(raw, backend) if streaming else raw.cursor()
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
             finally:
-                cursor.close()
+                raw.close()  # back to the pool
+        except exc.DBAPIError as error:
+            if isinstance(error, exc.OperationalError) or error.connection_invalidated:
+                raise StoreError(self._describe(error)) from None
+            raise
+        except driver_error as error:
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            raise StoreError(
+                f"The database at {self.display_url} failed a read ({reason}); check "
+                "database_url and that the server is running."
+            ) from None
 
     def _marked(self, sql: str) -> str:
         return sql if self.engine.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
@@ -641,29 +754,31 @@ class Store:
             "b.amount, b.price_usdt, b.value_usdt, b.available, b.on_orders FROM snapshots s "
             f"LEFT JOIN balances b ON b.snapshot_id = s.id{only} "
             "WHERE s.id = (SELECT id FROM snapshots WHERE account_id = ? AND taken_at <= ? "
-            "ORDER BY taken_at DESC, id DESC LIMIT 1) ORDER BY b.currency"
-        )
+            "ORDER BY taken_at DESC, id DESC LIMIT 1)"
+        )  # sorted by currency here, not in SQL: SQLite would build a temporary index
         stored = self.storage_time(moment)
-        amount = self._amount
+        # SQLite hands back canonical text: Decimal() of it is all the conversion needed.
+        amount = Decimal if self.is_sqlite else amounts_canonical
         found = []
         with self._cursor() as cursor:
             for name, account_id in accounts.items():
                 cursor.execute(sql, (*currencies, account_id, stored))
-                rows = cursor.fetchall()
+                rows = sorted(cursor.fetchall(), key=_currency_of_row)
                 if not rows:
                     continue
                 ref = self._ref(name, rows[0][:4])
+                snapshot_id, taken_at = ref.snapshot_id, ref.taken_at
                 holdings = [
                     Holding(
                         name,
-                        ref.snapshot_id,
-                        ref.taken_at,
+                        snapshot_id,
+                        taken_at,
                         currency,
-                        amount(held) or Decimal(0),
-                        amount(price),
-                        amount(value),
-                        amount(free),
-                        amount(frozen),
+                        amount(held),
+                        None if price is None else amount(price),
+                        None if value is None else amount(value),
+                        None if free is None else amount(free),
+                        None if frozen is None else amount(frozen),
                     )
                     for *_, currency, held, price, value, free, frozen in rows
                     if currency is not None  # an empty snapshot: the row of the LEFT JOIN
@@ -872,17 +987,11 @@ class Store:
             "FROM snapshots s JOIN balances b ON b.snapshot_id = s.id "
             f"WHERE {' AND '.join(where)} ORDER BY {order}"
         )
-        with self._connect(write=False) as connection:
-            raw = connection.connection.dbapi_connection
-            assert raw is not None
-            for account_id in account_ids:
-                cursor = _streaming_cursor(raw, backend)
-                try:
-                    cursor.execute(sql, [account_id, *params])
-                    while rows := cursor.fetchmany(batch):
-                        yield list(rows)
-                finally:
-                    cursor.close()
+        for account_id in account_ids:
+            with self._cursor(streaming=True) as cursor:
+                cursor.execute(sql, [account_id, *params])
+                while rows := cursor.fetchmany(batch):
+                    yield list(rows)
 
     def time_from_storage(self, value: Any) -> datetime:
         """A taken_at value as `iter_export_rows` returns it -> aware UTC datetime."""
@@ -962,6 +1071,10 @@ def _streaming_cursor(raw: Any, backend: str) -> Any:
     return raw.cursor()  # sqlite3 steps through the result as it is fetched
 
 
+def _currency_of_row(row: Sequence[Any]) -> str:
+    return row[4] or ""  # None: the LEFT JOIN's row for an empty snapshot
+
+
 def _currency(holding: Holding) -> str:
     return holding.currency
 
@@ -1038,16 +1151,23 @@ class Writer:
         *,
         valuation: Valuation | None = None,
         parts: Mapping[str, tuple[Decimal, Decimal]] | None = None,
+        recorded_by: str | None = None,
     ) -> int:
         """Insert a snapshot with its balances and changes; returns the snapshot id."""
         valuation = valuation or Valuation(unpriced=tuple(balances))
         parts = parts or {}
         stored_at = self._store.storage_time(taken_at)
         prices, values = valuation.prices, valuation.values
-        snapshot = (account_id, stored_at, _text_or_none(valuation.total), valuation.unpriced_count)
+        snapshot = (
+            account_id,
+            stored_at,
+            _text_or_none(valuation.total),
+            valuation.unpriced_count,
+            recorded_by,
+        )
         insert = self._sql(
-            "INSERT INTO snapshots (account_id, taken_at, total_value_usdt, unpriced_count) "
-            "VALUES (?, ?, ?, ?)"
+            "INSERT INTO snapshots (account_id, taken_at, total_value_usdt, unpriced_count, "
+            "recorded_by) VALUES (?, ?, ?, ?, ?)"
         )
         if self._backend == "postgresql":
             result = self.connection.exec_driver_sql(insert + " RETURNING id", snapshot)

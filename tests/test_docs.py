@@ -63,7 +63,8 @@ def test_every_config_key_is_in_the_example_and_the_readme() -> None:
         assert f"`{key}`" in README, f"{key} missing from the README"
     for key in config._TOP_KEYS:
         if key != "accounts":
-            assert f"`{key}`" in README or f"`[{key}]`" in README, f"{key} not in the README"
+            spelled = (f"`{key}`", f"`[{key}]`", f"`[[{key}]]`")
+            assert any(s in README for s in spelled), f"{key} not in the README"
     for key in ("keep_all_days", "keep_one_per"):
         assert key in example["retention"] and f"`{key}`" in README
     for variable in config.ENVIRONMENT:

@@ -87,14 +87,14 @@ def test_rows_written_by_the_first_schema_survive_the_upgrade(db_url: str) -> No
             )
         ).one()
         snapshot = connection.execute(
-            sa.text("SELECT total_value_usdt, unpriced_count FROM snapshots")
+            sa.text("SELECT total_value_usdt, unpriced_count, recorded_by FROM snapshots")
         ).one()
         change = connection.execute(sa.text("SELECT delta FROM balance_changes")).scalar_one()
         views = connection.execute(
             sa.text("SELECT account, currency FROM latest_balances ORDER BY currency")
         ).all()
     assert tuple(row) == (None, None, None, None)
-    assert tuple(snapshot) == (None, None)
+    assert tuple(snapshot) == (None, None, None)
     assert Decimal(str(change)) == Decimal("0.0012")
     assert [tuple(v) for v in views] == [("main", "BTC"), ("main", "USDT")]
     store.close()

@@ -1,0 +1,155 @@
+"""Metrics scraped from the real endpoint, JSON logs, `status` and `gaps`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from recorder.cli import cli
+from recorder.health import find_gaps
+from recorder.simulator import Fault, Simulator
+from recorder.store import Store
+from tests.conftest import API_KEY, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_a_running_daemon_serves_its_metrics(
+    env: dict[str, str], simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.set_ticker({"BTC_USDT": "96903.7"})
+    simulator.add_fault(Fault.http(502), API_KEY)  # the first poll fails, the next succeed
+    port = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "recorder", "run", "--metrics-port", str(port)],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def ready() -> dict[str, float] | None:
+            try:
+                samples = scrape(port)
+            except httpx.HTTPError:
+                return None
+            return samples if samples.get('recorder_up{account="default"}') == 1 else None
+
+        samples = wait_for(ready, timeout=30)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    assert samples['recorder_poll_errors_total{account="default",kind="http_status"}'] == 1
+    assert samples['recorder_balance{account="default",currency="BTC"}'] == 0.0012
+    assert samples['recorder_balance{account="default",currency="USDT"}'] == 257.51830114
+    assert samples['recorder_portfolio_value_usdt{account="default"}'] == pytest.approx(
+        float(Decimal("0.0012") * Decimal("96903.7") + Decimal("257.51830114"))
+    )
+    assert samples["recorder_poll_duration_seconds_count"] >= 2
+    assert samples["recorder_poll_lateness_seconds_count"] >= 2
+    assert samples["recorder_buffered_snapshots"] == 0
+    last = samples['recorder_last_success_timestamp_seconds{account="default"}']
+    assert abs(last - datetime.now(UTC).timestamp()) < 60
+
+
+def test_json_logs_carry_the_account(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["--log-format", "json", "--log-level", "INFO", "poll"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    change = next(line for line in lines if "BTC appeared" in line["message"])
+    assert change["account"] == "default" and change["level"] == "INFO"
+    assert change["time"].endswith("Z")
+
+
+def test_status_reports_health_and_exits_1_when_an_account_is_stale(
+    env: dict[str, str],
+    sqlite_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    simulator.add_fault(Fault.envelope(29001, "API access frequently"), API_KEY)
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 1  # one error row
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    healthy = runner.invoke(cli, ["status"], env=env)
+    assert healthy.exit_code == 0, healthy.output
+    assert "default: last success" in healthy.stdout and "1 errors in 24 h" in healthy.stdout
+    assert "last error" in healthy.stdout and "rate_limit" in healthy.stdout
+    assert "schema 0003" in healthy.stdout
+    document = json.loads(runner.invoke(cli, ["status", "--format", "json"], env=env).stdout)
+    (account,) = document["accounts"]
+    assert account["snapshots"] == 1 and account["errors_24h"] == 1 and not account["stale"]
+    assert document["size_bytes"] > 0
+    # Make the last success three intervals old: the health check fails.
+    store = Store(sqlite_url)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE snapshots SET taken_at = ?",
+            ((datetime.now(UTC) - timedelta(seconds=4)).strftime("%Y-%m-%d %H:%M:%S.%f"),),
+        )
+    store.close()
+    stale = runner.invoke(cli, ["status"], env=env)
+    assert stale.exit_code == 1
+    assert "default: STALE" in stale.stdout
+
+
+def test_gaps_are_found_between_snapshots_and_until_now() -> None:
+    t = datetime(2026, 3, 31, tzinfo=UTC)
+    times = [t, t + timedelta(seconds=60), t + timedelta(seconds=600), t + timedelta(seconds=660)]
+    found = list(find_gaps("main", times, timedelta(seconds=120), t + timedelta(hours=1)))
+    assert [(g.start, g.end) for g in found] == [
+        (t + timedelta(seconds=60), t + timedelta(seconds=600)),
+        (t + timedelta(seconds=660), None),
+    ]
+
+
+def test_the_gaps_command_lists_holes_from_the_database(
+    env: dict[str, str], sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = Store(sqlite_url)
+    store.ensure_schema()
+    account = store.account_id("default")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for seconds in (300, 299, 298, 100, 99):  # a 198 s hole between 298 s and 100 s ago
+        with store.writer() as writer:
+            writer.add_snapshot(account, now - timedelta(seconds=seconds), {"BTC": Decimal(1)}, [])
+    store.close()
+    result = CliRunner().invoke(cli, ["gaps", "--format", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    gaps = json.loads(result.stdout)
+    assert next(g["seconds"] for g in gaps) == 198
+    assert gaps[-1]["until"] is None  # the open stretch since the last snapshot
