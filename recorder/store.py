@@ -159,6 +159,7 @@ class Store:
         self._readers = threading.local()
         self._readers_lock = threading.Lock()
         self._all_readers: list[Any] = []
+        self._read_engine: Engine | None = None
 
     def _create_engine(self, pool_size: int) -> Engine:
         # No "pre-ping" round trip before every use of a pooled connection: a connection the
@@ -206,6 +207,8 @@ class Store:
                 reader.close()
             self._all_readers.clear()
         self._readers = threading.local()
+        if self._read_engine is not None:
+            self._read_engine.dispose()
         self.engine.dispose()
 
     def advisory_locks(self) -> AdvisoryLocks | None:
@@ -684,51 +687,68 @@ class Store:
     def _cursor(self, *, streaming: bool = False) -> Iterator[Any]:
         """A DBAPI cursor for plain SQL reads (a server-side one with `streaming`); the
         driver's own errors, which SQLAlchemy does not see here, become StoreError."""
-        # A plain checkout, no transaction bookkeeping: these are reads.
         driver_error = self.engine.dialect.loaded_dbapi.Error
         try:
-            if self.is_sqlite and not streaming:
-                # A reading connection kept per thread: SQLite opens no transaction for a
-                # SELECT, so holding it blocks no writer, and it saves a pool checkout on
-                # every question (a fifth of answering `recorder at`).
-                reader = getattr(self._readers, "connection", None)
-                if reader is None:
-                    reader = self._readers.connection = self.engine.raw_connection()
-                    with self._readers_lock:
-                        self._all_readers.append(reader)
-                cursor = reader.cursor()
+            if streaming:  # a server-side cursor lives inside a transaction
+                raw = self.engine.raw_connection()
                 try:
-                    yield cursor
+                    cursor = _streaming_cursor(raw, self.url.get_backend_name())
+                    try:
+                        yield cursor
+                    finally:
+                        cursor.close()
                 finally:
-                    cursor.close()
+                    raw.close()  # back to the pool
                 return
-            raw = self.engine.raw_connection()
-            backend = self.url.get_backend_name()
-            # Single reads need no transaction: autocommit spares the BEGIN and ROLLBACK
-            # round trips to a server. (A streaming cursor lives inside a transaction.)
-            autocommit = not streaming and backend != "sqlite"
+            cursor = self._reader().cursor()
             try:
-                if autocommit:
-                    _set_autocommit(raw.driver_connection, True)
-                cursor = _streaming_cursor(raw, backend) if streaming else raw.cursor()
-                try:
-                    yield cursor
-                finally:
-                    cursor.close()
+                yield cursor
             finally:
-                if autocommit:
-                    _set_autocommit(raw.driver_connection, False)
-                raw.close()  # back to the pool
+                cursor.close()
         except exc.DBAPIError as error:
             if isinstance(error, exc.OperationalError) or error.connection_invalidated:
                 raise StoreError(self._describe(error)) from None
             raise
         except driver_error as error:
+            self._drop_reader()  # it may be the connection that broke
             reason = " ".join(str(error).split())[:200] or type(error).__name__
             raise StoreError(
                 f"The database at {self.display_url} failed a read ({reason}); check "
                 "database_url and that the server is running."
             ) from None
+
+    def _reader(self) -> Any:
+        """This thread's reading connection, kept open: answering a question then costs
+        no pool checkout, and on a server no BEGIN and ROLLBACK round trips (it runs in
+        autocommit mode, so it never holds a transaction open; SQLite opens none for a
+        SELECT). Together these were most of `recorder at`'s time."""
+        reader = getattr(self._readers, "connection", None)
+        if reader is None:
+            if self.is_sqlite:
+                reader = self.engine.raw_connection()
+            else:
+                if self._read_engine is None:
+                    self._read_engine = sa.create_engine(
+                        self.url,
+                        poolclass=sa.pool.NullPool,
+                        isolation_level="AUTOCOMMIT",
+                        connect_args=self._timeouts(),
+                    )
+                reader = self._read_engine.raw_connection()
+            self._readers.connection = reader
+            with self._readers_lock:
+                self._all_readers.append(reader)
+        return reader
+
+    def _drop_reader(self) -> None:
+        reader = getattr(self._readers, "connection", None)
+        if reader is not None:
+            self._readers.connection = None
+            with self._readers_lock:
+                if reader in self._all_readers:
+                    self._all_readers.remove(reader)
+            with contextlib.suppress(Exception):
+                reader.invalidate()
 
     def _marked(self, sql: str) -> str:
         return sql if self.engine.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
@@ -745,11 +765,17 @@ class Store:
 
     def _amount(self, value: Any) -> Decimal | None:
         """An amount as the driver returns it -> canonical Decimal (or None)."""
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return Decimal(value)  # SQLite holds canonical text
-        return amounts_canonical(value)
+        return None if value is None else self._to_decimal(value)
+
+    @property
+    def _to_decimal(self) -> Any:
+        """What makes a driver's amount a canonical Decimal: SQLite holds canonical text,
+        PostgreSQL keeps the canonical scale it was given, MariaDB pads to 30 places."""
+        if self.is_sqlite:
+            return Decimal
+        if self.url.get_backend_name() == "postgresql":
+            return _unchanged
+        return amounts_canonical
 
     def holdings_at(
         self, accounts: Mapping[str, int], moment: datetime, currencies: Sequence[str] = ()
@@ -766,7 +792,7 @@ class Store:
         )  # sorted by currency here, not in SQL: SQLite would build a temporary index
         stored = self.storage_time(moment)
         # SQLite hands back canonical text: Decimal() of it is all the conversion needed.
-        amount = Decimal if self.is_sqlite else amounts_canonical
+        amount = self._to_decimal
         found = []
         with self._cursor() as cursor:
             for name, account_id in accounts.items():
@@ -1087,14 +1113,6 @@ def _export_columns(backend: str, *, csv_tail: bool) -> str:
     return " || ',' || ".join(fields)
 
 
-def _set_autocommit(driver_connection: Any, on: bool) -> None:
-    """psycopg has an attribute, PyMySQL a method."""
-    if callable(getattr(driver_connection, "autocommit", None)):
-        driver_connection.autocommit(on)
-    else:
-        driver_connection.autocommit = on
-
-
 def _streaming_cursor(raw: Any, backend: str) -> Any:
     """A DBAPI cursor that streams rows instead of loading the whole result."""
     if backend == "postgresql":
@@ -1104,6 +1122,10 @@ def _streaming_cursor(raw: Any, backend: str) -> Any:
 
         return raw.cursor(pymysql.cursors.SSCursor)
     return raw.cursor()  # sqlite3 steps through the result as it is fetched
+
+
+def _unchanged(value: Decimal) -> Decimal:
+    return value
 
 
 def _currency_of_row(row: Sequence[Any]) -> str:
