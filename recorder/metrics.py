@@ -15,12 +15,14 @@ the exact values.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from recorder.errors import PollError
 from recorder.service import PollResult
 
 
@@ -86,15 +88,16 @@ class Metrics:
         if result.replayed:
             return  # written late from the buffer: already counted when polled
         account = result.account
+        if result.skipped:
+            self._forget(account)  # another process records it: its series are not ours
+            return
         self.duration.observe(result.duration)
         if result.scheduled_at is not None:
             late = (result.attempted_at - result.scheduled_at).total_seconds()
             self.lateness.observe(max(0.0, late))
-        if result.error is not None:
+        if isinstance(result.error, PollError):
             self.up.labels(account).set(0)
-            self.errors.labels(
-                account, result.error.kind if hasattr(result.error, "kind") else "database"
-            ).inc()
+            self.errors.labels(account, result.error.kind).inc()
             return
         self.up.labels(account).set(1)
         self.last_success.labels(account).set(result.attempted_at.timestamp())
@@ -109,6 +112,15 @@ class Metrics:
             self.balance.labels(account, currency).set(float(amount))  # float-ok: a gauge
         if result.valuation is not None and result.valuation.total is not None:
             self.value.labels(account).set(float(result.valuation.total))  # float-ok: a gauge
+
+    def _forget(self, account: str) -> None:
+        with self._lock:
+            held = self._held.pop(account, set())
+        for currency in held:
+            self.balance.remove(account, currency)
+        for gauge in (self.up, self.last_success, self.value):
+            with contextlib.suppress(KeyError):
+                gauge.remove(account)
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:
         """Serve /metrics on `port` (0 picks a free one); returns the port."""

@@ -153,3 +153,21 @@ def test_the_gaps_command_lists_holes_from_the_database(
     gaps = json.loads(result.stdout)
     assert next(g["seconds"] for g in gaps) == 198
     assert gaps[-1]["until"] is None  # the open stretch since the last snapshot
+
+
+def test_an_account_another_process_took_over_leaves_this_process_metrics() -> None:
+    from recorder.errors import AccountLockedError
+    from recorder.metrics import Metrics
+    from recorder.parse import Snapshot
+    from recorder.service import PollResult
+
+    metrics = Metrics()
+    now = datetime.now(UTC)
+    metrics.observe(PollResult("main", now, Snapshot(now, {"BTC": Decimal("1")})))
+    text = metrics.registry.get_sample_value
+    assert text("recorder_up", {"account": "main"}) == 1
+    assert text("recorder_balance", {"account": "main", "currency": "BTC"}) == 1
+    metrics.observe(PollResult("main", now, error=AccountLockedError("held"), skipped=True))
+    assert text("recorder_up", {"account": "main"}) is None
+    assert text("recorder_balance", {"account": "main", "currency": "BTC"}) is None
+    assert text("recorder_poll_errors_total", {"account": "main", "kind": "auth"}) is None
