@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder import amounts
+from recorder import amounts, transfer
 from recorder.store import Store
 
 CURRENCY_NAMES = [
@@ -52,17 +52,11 @@ CURRENCY_NAMES = [
     "PEPE",
 ]
 START_PRICES = {"BTC": "96903.7", "ETH": "3391.25", "USDT": "1", "CWT": "0.0124"}
-SNAPSHOT_COLUMNS = ("id", "account_id", "taken_at", "total_value_usdt", "unpriced_count")
-BALANCE_COLUMNS = ("snapshot_id", "currency", "amount", "price_usdt", "value_usdt")
-CHANGE_COLUMNS = (
-    "account_id",
-    "snapshot_id",
-    "currency",
-    "old_amount",
-    "new_amount",
-    "delta",
-    "taken_at",
-)
+# The tables' leading columns (see recorder.transfer); recorded_by, available and
+# on_orders stay NULL, as for a recorder polling returnBalances; change ids are generated.
+SNAPSHOT_COLUMNS = transfer.SNAPSHOT_COLUMNS[:5]
+BALANCE_COLUMNS = transfer.BALANCE_COLUMNS[:5]
+CHANGE_COLUMNS = transfer.CHANGE_COLUMNS[1:]
 
 
 def currency_names(count: int) -> list[str]:

@@ -451,10 +451,10 @@ class Store:
             return _number_text(column, backend)
 
         snapshots = [
-            (i, a, self.time_from_storage(t), v, u)
-            for i, a, t, v, u in self._raw_rows(
-                f"SELECT id, account_id, taken_at, {text('total_value_usdt')}, unpriced_count "
-                "FROM snapshots WHERE id > ? AND id <= ? ORDER BY id",
+            (i, a, self.time_from_storage(t), v, u, r)
+            for i, a, t, v, u, r in self._raw_rows(
+                f"SELECT id, account_id, taken_at, {text('total_value_usdt')}, unpriced_count, "
+                "recorded_by FROM snapshots WHERE id > ? AND id <= ? ORDER BY id",
                 (after, up_to),
             )
         ]

@@ -14,32 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from recorder import models
 from recorder.errors import InputError, StoreError
 from recorder.store import Store
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_COLUMNS = ("id", "account_id", "taken_at", "total_value_usdt", "unpriced_count")
-BALANCE_COLUMNS = (
-    "snapshot_id",
-    "currency",
-    "amount",
-    "price_usdt",
-    "value_usdt",
-    "available",
-    "on_orders",
-)
-CHANGE_COLUMNS = (
-    "id",
-    "account_id",
-    "snapshot_id",
-    "currency",
-    "old_amount",
-    "new_amount",
-    "delta",
-    "taken_at",
-)
-POLL_ERROR_COLUMNS = ("id", "account_id", "attempted_at", "kind", "message")
+# Every column, in table order: a copy keeps ids and all the rest as they are.
+SNAPSHOT_COLUMNS = tuple(models.snapshots.columns.keys())
+BALANCE_COLUMNS = tuple(models.balances.columns.keys())
+CHANGE_COLUMNS = tuple(models.balance_changes.columns.keys())
+POLL_ERROR_COLUMNS = tuple(models.poll_errors.columns.keys())
 
 
 @dataclass(frozen=True)
@@ -103,7 +88,7 @@ def copy_history(
             bulk.insert(
                 "snapshots",
                 SNAPSHOT_COLUMNS,
-                [(i, a, target.storage_time(t), v, u) for i, a, t, v, u in snapshots],
+                [(i, a, target.storage_time(t), v, u, r) for i, a, t, v, u, r in snapshots],
             )
             bulk.insert("balances", BALANCE_COLUMNS, balances)
             bulk.insert(

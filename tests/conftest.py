@@ -43,6 +43,18 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, interval: floa
         time.sleep(interval)
 
 
+def snapshot_count(url: str) -> int:
+    """Snapshots stored so far, read directly; 0 while the tables do not exist yet."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text("SELECT count(*) FROM snapshots")).scalar_one())
+    except sa.exc.DBAPIError:
+        return 0
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
     yield

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from recorder.cli import cli
 from recorder.simulator import Fault, Simulator
-from tests.conftest import API_KEY, wait_for
+from tests.conftest import API_KEY, snapshot_count, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -35,14 +35,6 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in connection.execute(sa.text(sql))]
     finally:
         engine.dispose()
-
-
-def snapshot_count(url: str) -> int:
-    """Snapshots stored so far; 0 while the daemon has not created the tables yet."""
-    try:
-        return int(rows(url, "SELECT count(*) FROM snapshots")[0][0])
-    except sa.exc.OperationalError:
-        return 0
 
 
 def test_poll_stores_exact_amounts_and_prints_the_changes(

@@ -10,23 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from recorder.simulator import Simulator
-from tests.conftest import API_KEY, BACKENDS, SECRET, fresh_database, wait_for
+from tests.conftest import API_KEY, BACKENDS, SECRET, fresh_database, snapshot_count, wait_for
 
 BUSY = "another recorder process is recording this account"
-
-
-def snapshot_count(url: str) -> int:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(sa.text("SELECT count(*) FROM snapshots")).scalar_one())
-    except sa.exc.DBAPIError:
-        return 0
-    finally:
-        engine.dispose()
 
 
 def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -18,7 +18,7 @@ from recorder import config
 from recorder.cli import cli
 from recorder.exchange import Credentials, signed_query
 from recorder.simulator import Fault, Simulator
-from tests.conftest import API_KEY, SECRET, wait_for
+from tests.conftest import API_KEY, SECRET, snapshot_count, wait_for
 from tests.test_docs import all_commands
 
 SIGNATURE = signed_query("returnBalances", Credentials(API_KEY, config.Secret(SECRET)))["sign"]
@@ -70,7 +70,7 @@ def test_no_command_reveals_the_secret(
         failures += "poll failed" in result.output
     assert failures >= 2  # the faults happened and were reported, without the secret
 
-    before = _snapshots(sqlite_url)
+    before = snapshot_count(sqlite_url)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "recorder", "run"],
         env={**os.environ, **env},
@@ -79,7 +79,7 @@ def test_no_command_reveals_the_secret(
         cwd=tmp_path,
     )
     try:
-        wait_for(lambda: _snapshots(sqlite_url) > before, timeout=20)
+        wait_for(lambda: snapshot_count(sqlite_url) > before, timeout=20)
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=15)
@@ -92,19 +92,6 @@ def test_no_command_reveals_the_secret(
     assert any(p.name.startswith("export.") for p in files)
     for path in files:
         assert_clean(path.read_bytes(), str(path))
-
-
-def _snapshots(url: str) -> int:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(sa.text("SELECT count(*) FROM snapshots")).scalar_one())
-    except sa.exc.DBAPIError:
-        return 0
-    finally:
-        engine.dispose()
 
 
 def test_no_repr_of_a_config_object_shows_the_secret(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ def dump(url: str) -> dict[str, list[tuple[object, ...]]]:
     store = Store(url)
     tables = {
         "accounts": "SELECT id, name FROM accounts ORDER BY id",
-        "snapshots": "SELECT id, account_id, taken_at, total_value_usdt, unpriced_count "
-        "FROM snapshots ORDER BY id",
+        "snapshots": "SELECT id, account_id, taken_at, total_value_usdt, unpriced_count, "
+        "recorded_by FROM snapshots ORDER BY id",
         "balances": "SELECT snapshot_id, currency, amount, price_usdt, value_usdt, available, "
         "on_orders FROM balances ORDER BY snapshot_id, currency",
         "balance_changes": "SELECT id, snapshot_id, currency, old_amount, new_amount, delta, "
