@@ -194,6 +194,14 @@ def _url(where: str, value: Any) -> str:
     return text.rstrip("/")
 
 
+def _webhook_url(where: str, value: Any) -> str:
+    """A webhook URL: query strings allowed (tokens live there), and never echoed back."""
+    text = _text(where, value)
+    if not re.fullmatch(r"https?://[^\s/?#]+([/?][^\s#]*)?", text):
+        raise ConfigError(f"{where} must be an http:// or https:// URL.")
+    return text
+
+
 def _type_name(value: Any) -> str:
     return {
         bool: "true/false",
@@ -418,7 +426,7 @@ def _notify_rules(where: str, tables: Any) -> tuple[NotifyRule, ...]:
         if not isinstance(table, dict):
             raise ConfigError(f"{at} must be a table with a url or a command.")
         _check_keys(at, table, keys)
-        url = _url(f"url of {at}", table["url"]) if "url" in table else None
+        url = _webhook_url(f"url of {at}", table["url"]) if "url" in table else None
         command = table.get("command", [])
         if isinstance(command, str):
             command = [command]

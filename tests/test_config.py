@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,53 @@ def test_the_environment_key_overrides_the_default_account_in_the_file(tmp_path:
         tmp_path, text, S="file-secret", COINW_API_KEY="env", COINW_SECRET_KEY="env-secret-1"
     )
     assert settings.accounts[0].credentials.api_key == "env"
+
+
+def test_the_operations_tables_are_read_and_checked(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        """
+log_format = "json"
+ha = true
+[metrics]
+port = 9108
+[retention]
+keep_all_days = 30
+keep_one_per = "day"
+[[notify]]
+url = "https://hooks.example.com/x?token=abc"
+currencies = ["btc"]
+min_abs_change = "0.001"
+min_rel_change = 0.05
+[[notify]]
+command = ["/bin/true", "--flag"]
+""",
+    )
+    assert settings.log_format == "json" and settings.ha
+    assert settings.metrics.port == 9108 and settings.metrics.address == "127.0.0.1"
+    assert settings.retention.keep_all_days == 30 and settings.retention.keep_one_per == "day"
+    webhook, command = settings.notify
+    assert webhook.currencies == ("BTC",)
+    assert webhook.min_abs_change == Decimal("0.001")
+    assert webhook.min_rel_change == Decimal("0.05")
+    assert command.command == ("/bin/true", "--flag")
+    assert "token=abc" not in repr(settings)  # a webhook's token stays out of reprs
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[notify]]\naccounts = ['main']\n", "neither a url nor a command"),
+        ("[[notify]]\nurl = 'ftp://x'\n", "http:// or https://"),
+        ("[[notify]]\ncommand = 'x'\nmin_abs_change = '-1'\n", "at least 0"),
+        ("[[notify]]\ncommand = [1]\n", "list of strings"),
+        ("[metrics]\nport = 70000\n", "between 0 and 65535"),
+        ("[retention]\nkeep_one_per = 'minute'\n", "keep_one_per"),
+        ("[retention]\nforever = true\n", "Unknown key 'forever'"),
+        ("log_format = 'xml'\n", "log_format"),
+        ("ha = 'yes'\n", "true or false"),
+    ],
+)
+def test_bad_operations_settings_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(tmp_path, text)
