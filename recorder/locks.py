@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -122,8 +121,3 @@ def for_store(store: Store) -> AccountLocks:
     if not database or database == ":memory:" or database.startswith("file:") or os.name != "posix":
         return AccountLocks()
     return FileLocks(Path(f"{Path(database).expanduser().resolve()}.recorder-lock"))
-
-
-def describe(accounts: Iterable[str]) -> str:
-    """'main' or 'main, savings' for log lines."""
-    return ", ".join(sorted(accounts))
