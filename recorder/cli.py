@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -351,13 +351,10 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
             "No retention is configured: add [retention] with keep_all_days = 30 (and "
             'keep_one_per = "hour" or "day") to the config file.'
         )
-    store = _history_store(state)
-    try:
+    with _reading(state) as store:
         count = run_prune(store, settings.retention, datetime.now(UTC), dry_run=dry_run)
         if not dry_run:
             store.analyze(vacuum=vacuum)
-    finally:
-        store.close()
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(f"{verb} {count:,} snapshots; the change log is untouched.")
 
@@ -423,17 +420,18 @@ def format_option(*choices: str, default: str) -> Callable[[F], F]:
     )
 
 
-def _history_store(state: State) -> Any:
+@contextlib.contextmanager
+def _reading(state: State) -> Iterator[Any]:
+    """The store for a command that reads the history, at the current schema, closed after."""
     from recorder.store import Store
 
     settings = state.settings(quiet=True)
     store = Store(settings.database_url)
     try:
         store.ensure_schema()
-    except BaseException:
+        yield store
+    finally:
         store.close()
-        raise
-    return store
 
 
 def _selection(
@@ -479,13 +477,10 @@ def at(
     """
     from recorder import report, timespec
 
-    store = _history_store(state)
-    try:
+    with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name)
         moment = timespec.parse_moment(when, selection.zone, datetime.now(UTC), end_of_day=True)
         result = report.holdings_at(store, selection, moment)
-    finally:
-        store.close()
     zone = selection.zone
     rows = [report.holding_cells(h) for entry in result for h in entry.holdings]
     if output_format == "json":
@@ -521,16 +516,13 @@ def history(
     """Balances over time: every snapshot, or the last of each hour, day, week or month."""
     from recorder import report
 
-    store = _history_store(state)
-    try:
+    with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name, since, until)
         rows = (
             report.history_cells(period, row)
             for period, row in report.history(store, selection, every, datetime.now(UTC))
         )
         _emit(report.HISTORY_COLUMNS, rows, output_format, selection.zone)
-    finally:
-        store.close()
 
 
 @cli.command()
@@ -549,13 +541,10 @@ def changes(
     """The change log: every currency that appeared, changed or disappeared."""
     from recorder import report
 
-    store = _history_store(state)
-    try:
+    with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name, since, until)
         rows = (report.change_cells(entry) for entry in report.changes(store, selection))
         _emit(report.CHANGE_COLUMNS, rows, output_format, selection.zone)
-    finally:
-        store.close()
 
 
 def _emit(columns: tuple[str, ...], rows: Any, output_format: str, zone: Any) -> None:
@@ -601,8 +590,7 @@ def export(
 
     if output == "-" and output_format == "xlsx":
         raise InputError("XLSX cannot go to standard output; give a file with -o.")
-    store = _history_store(state)
-    try:
+    with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name, since, until)
         if output_format == "html":
             from recorder import report_html
@@ -636,8 +624,6 @@ def export(
                         report.EXPORT_COLUMNS, batches, out, progress
                     ),
                 )
-    finally:
-        store.close()
     if output != "-":
         click.echo(f"Wrote {output}", err=True)
 
@@ -699,15 +685,12 @@ def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
     from recorder import health
 
     settings = state.settings(quiet=True)
-    store = _history_store(state)
     now = datetime.now(UTC)
-    try:
+    with _reading(state) as store:
         found = health.account_statuses(
             store, _health_accounts(store, settings, accounts), settings.interval_seconds, now
         )
         size, revision = store.database_size(), store.current_revision()
-    finally:
-        store.close()
     if output_format == "json":
         click.echo(
             json.dumps(
@@ -784,9 +767,8 @@ def gaps(
     if currencies:
         raise InputError("gaps are per account; --currency does not apply.")
     settings = state.settings(quiet=True)
-    store = _history_store(state)
     now = datetime.now(UTC)
-    try:
+    with _reading(state) as store:
         selection = _selection(store, accounts, (), zone_name, since, until)
         start = selection.since
         if start is None and settings.retention.keep_all_days is not None:
@@ -794,8 +776,6 @@ def gaps(
         found = health.gaps(
             store, selection.accounts, settings.interval_seconds, start, selection.until, now
         )
-    finally:
-        store.close()
     rows = [
         (g.account, g.start, g.end, health.human(g.length), int(g.length.total_seconds()))
         for g in found
