@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -221,10 +222,9 @@ def number(text: object) -> Decimal | None:
     return None if text in ("", None) else Decimal(str(text))
 
 
-def test_export_csv_and_jsonl_hold_every_row_exactly(history_url: str, tmp_path: Path) -> None:
-    invoke(history_url, "export", "--format", "csv", "-o", str(tmp_path / "h.csv"))
-    rows = csv_rows((tmp_path / "h.csv").read_text())
-    got = [
+def exported(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(account, taken_at, amount, price, value) of exported rows, numbers as Decimal."""
+    return [
         (
             r["account"],
             r["taken_at"],
@@ -232,23 +232,18 @@ def test_export_csv_and_jsonl_hold_every_row_exactly(history_url: str, tmp_path:
             number(r["price_usdt"]),
             number(r["value_usdt"]),
         )
-        for r in rows
+        for r in records
     ]
-    assert normalise(got) == export_expectation()
+
+
+def test_export_csv_and_jsonl_hold_every_row_exactly(history_url: str, tmp_path: Path) -> None:
+    invoke(history_url, "export", "--format", "csv", "-o", str(tmp_path / "h.csv"))
+    rows = csv_rows((tmp_path / "h.csv").read_text())
+    assert normalise(exported(rows)) == export_expectation()
 
     out = invoke(history_url, "export", "--format", "jsonl", "-o", "-").stdout
     objects = [json.loads(line) for line in out.splitlines()]
-    got = [
-        (
-            o["account"],
-            o["taken_at"],
-            Decimal(o["amount"]),
-            number(o["price_usdt"]),
-            number(o["value_usdt"]),
-        )
-        for o in objects
-    ]
-    assert normalise(got) == export_expectation()
+    assert normalise(exported(objects)) == export_expectation()
     assert all(isinstance(o["amount"], str) for o in objects)  # exact, not JSON floats
 
 
