@@ -62,6 +62,15 @@ class Amount(TypeDecorator[Decimal]):
         return Decimal
 
 
+def utc_from_storage(value: Any) -> datetime:
+    """A stored time as any driver returns it (SQLite text, naive or aware datetime) ->
+    aware UTC datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise TypeError(f"the database returned a time as {type(value).__name__}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A point in time; binds aware datetimes, returns aware UTC datetimes."""
 
@@ -84,15 +93,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if not isinstance(moment, datetime):
-            raise TypeError(f"the database returned a time as {type(value).__name__}")
-        # A string: a SQLite value written by hand, e.g. from the sqlite3 shell.
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        return None if value is None else utc_from_storage(value)
 
     @property
     def python_type(self) -> type[datetime]:

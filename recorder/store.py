@@ -26,6 +26,7 @@ from recorder.amounts import canonical as amounts_canonical
 from recorder.amounts import to_text
 from recorder.errors import ConfigError, InputError, SchemaError, StoreError
 from recorder.pricing import Valuation
+from recorder.sqltypes import utc_from_storage
 
 log = logging.getLogger(__name__)
 
@@ -1047,9 +1048,8 @@ class Store:
                     yield list(rows)
 
     def time_from_storage(self, value: Any) -> datetime:
-        """A taken_at value as `iter_export_rows` returns it -> aware UTC datetime."""
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        """A time as the raw read paths return it -> aware UTC datetime."""
+        return utc_from_storage(value)
 
     def iter_changes(
         self,
