@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder import amounts, transfer
-from recorder.store import Store
+from recorder import amounts
+from recorder.store import copy as transfer
+from recorder.store.database import Store
 
 CURRENCY_NAMES = [
     "BTC",
@@ -52,7 +53,7 @@ CURRENCY_NAMES = [
     "PEPE",
 ]
 START_PRICES = {"BTC": "96903.7", "ETH": "3391.25", "USDT": "1", "CWT": "0.0124"}
-# The tables' leading columns (see recorder.transfer); recorded_by, available and
+# The tables' leading columns (see recorder.store.copy); recorded_by, available and
 # on_orders stay NULL, as for a recorder polling returnBalances; change ids are generated.
 SNAPSHOT_COLUMNS = transfer.SNAPSHOT_COLUMNS[:5]
 BALANCE_COLUMNS = transfer.BALANCE_COLUMNS[:5]

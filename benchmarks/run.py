@@ -37,14 +37,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import make_history
 
-from recorder import __version__, report
+from recorder import __version__
 from recorder.config import AccountConfig, Settings
 from recorder.diff import diff
-from recorder.exchange import CoinWClient, Credentials
-from recorder.pricing import valuate
+from recorder.polling.cycle import PollResult, Recorder
+from recorder.polling.pricing import valuate
+from recorder.reports import gather as report
 from recorder.secret import Secret
-from recorder.service import PollResult, Recorder
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.store.database import Store
 
 UTC = dt.UTC
 
@@ -421,7 +422,7 @@ def bench_export(url: str, label: str, rows: int, work: Path, raw: list[str] | N
 
 
 def bench_idle(work: Path) -> None:
-    from recorder.simulator import Simulator
+    from recorder.sources.coinw.simulator import Simulator
 
     database = work / "idle.db"
     fresh_sqlite(database)
@@ -568,7 +569,7 @@ def postgres_rows(pg_url: str, year: Path, rows: int, work: Path) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from recorder.transfer import copy_history
+    from recorder.store.copy import copy_history
 
     target = Store(pg_url)
     raw_url = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder.simulator import Simulator
+from recorder.sources.coinw.simulator import Simulator
 
 SECRET = "benchmark-secret-0123456789abcdef"
 

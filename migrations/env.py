@@ -8,7 +8,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from recorder.models import metadata
+from recorder.store.schema import metadata
 
 config = context.config
 target_metadata = metadata

@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from recorder.config import AccountConfig, Settings
-from recorder.exchange import CoinWClient, Credentials
+from recorder.polling.cycle import PollResult, Recorder
 from recorder.secret import Secret
-from recorder.service import PollResult, Recorder
-from recorder.simulator import Simulator, demo_holdings, demo_ticker
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.simulator import Simulator, demo_holdings, demo_ticker
+from recorder.store.database import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from recorder.simulator import Simulator
-from recorder.store import Store
+from recorder.sources.coinw.simulator import Simulator
+from recorder.store.database import Store
 
 API_KEY = "test-api-key-0001"
 # A value that cannot occur by chance in any output: tests search for it everywhere.

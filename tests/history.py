@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from recorder.config import AccountConfig, Settings
-from recorder.exchange import CoinWClient, Credentials
-from recorder.pricing import TickerCache
+from recorder.polling.cycle import Recorder
+from recorder.polling.pricing import TickerCache
 from recorder.secret import Secret
-from recorder.service import Recorder
-from recorder.simulator import Simulator
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.simulator import Simulator
+from recorder.store.database import Store
 
 # 2026-03-31 22:30 UTC is already 1 April in Berlin (summer time, UTC+2): --tz moves it.
 T1 = datetime(2026, 3, 30, 12, 0, tzinfo=UTC)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from recorder.buffer import OutageBuffer, Pending, from_json, to_json
 from recorder.config import AccountConfig, Settings
-from recorder.exchange import CoinWClient, Credentials
-from recorder.pricing import Valuation
+from recorder.polling.buffer import OutageBuffer, Pending, from_json, to_json
+from recorder.polling.cycle import Recorder
+from recorder.polling.pricing import Valuation
 from recorder.secret import Secret
-from recorder.service import Recorder
-from recorder.simulator import Simulator
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.simulator import Simulator
+from recorder.store.database import Store
 from tests.conftest import API_KEY, SECRET
 
 T0 = datetime(2026, 3, 31, 12, tzinfo=UTC)

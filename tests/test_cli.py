@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from recorder.cli import cli
-from recorder.simulator import Fault, Simulator
+from recorder.sources.coinw.simulator import Fault, Simulator
 from tests.conftest import API_KEY, snapshot_count, wait_for
 
 

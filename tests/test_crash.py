@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from recorder.diff import diff
-from recorder.simulator import Simulator
+from recorder.sources.coinw.simulator import Simulator
 from tests.conftest import SECRET, wait_for
 
 ACCOUNTS = 6

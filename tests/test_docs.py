@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from recorder import config
 from recorder.cli import cli
-from recorder.store import Store
+from recorder.store.database import Store
 from tests.conftest import BACKENDS, fresh_database
 from tests.history import MAIN, T3, record
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from recorder import errors
-from recorder.exchange import CoinWClient, Credentials, sign, signed_query
 from recorder.secret import Secret
+from recorder.sources.coinw.client import CoinWClient, Credentials, sign, signed_query
 
 CREDENTIALS = Credentials("K", Secret("S"))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recorder.simulator import Simulator
+from recorder.sources.coinw.simulator import Simulator
 from tests.conftest import SECRET, fresh_database, wait_for
 
 ACCOUNTS = 5

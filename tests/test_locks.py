@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.simulator import Simulator
+from recorder.sources.coinw.simulator import Simulator
 from tests.conftest import API_KEY, BACKENDS, SECRET, fresh_database, snapshot_count, wait_for
 
 BUSY = "another recorder process is recording this account"

@@ -16,12 +16,12 @@ import pytest
 
 from recorder.config import AccountConfig, NotifyRule, Settings
 from recorder.diff import Change
-from recorder.exchange import CoinWClient, Credentials
-from recorder.notify import Notifier, selects
+from recorder.polling.cycle import Recorder
+from recorder.polling.notify import Notifier, selects
 from recorder.secret import Secret
-from recorder.service import Recorder
-from recorder.simulator import Simulator
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.simulator import Simulator
+from recorder.store.database import Store
 from tests.conftest import API_KEY, SECRET, wait_for
 
 

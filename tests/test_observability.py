@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from recorder.cli import cli
-from recorder.health import find_gaps
-from recorder.simulator import Fault, Simulator
-from recorder.store import Store
+from recorder.reports.health import find_gaps
+from recorder.sources.coinw.simulator import Fault, Simulator
+from recorder.store.database import Store
 from tests.conftest import API_KEY, wait_for
 
 
@@ -157,9 +157,9 @@ def test_the_gaps_command_lists_holes_from_the_database(
 
 def test_an_account_another_process_took_over_leaves_this_process_metrics() -> None:
     from recorder.errors import AccountLockedError
-    from recorder.metrics import Metrics
-    from recorder.parse import Snapshot
-    from recorder.service import PollResult
+    from recorder.polling.cycle import PollResult
+    from recorder.polling.metrics import Metrics
+    from recorder.sources.coinw.parse import Snapshot
 
     metrics = Metrics()
     now = datetime.now(UTC)

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from recorder.config import AccountConfig, Settings
-from recorder.exchange import CoinWClient, Credentials
+from recorder.polling.cycle import PollResult, Recorder
 from recorder.secret import Secret
-from recorder.service import PollResult, Recorder
-from recorder.simulator import Simulator
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.simulator import Simulator
+from recorder.store.database import Store
 from tests.conftest import API_KEY, SECRET, wait_for
 from tests.proxy import TCPProxy
 

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 
-from recorder.pacing import RateLimiter, backoff_delays
+from recorder.sources.pacing import RateLimiter, backoff_delays
 
 
 class FakeClock:

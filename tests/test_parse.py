@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder import errors
-from recorder.parse import Snapshot, parse_balances, parse_complete_balances
+from recorder.sources.coinw.parse import Snapshot, parse_balances, parse_complete_balances
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 DOC = {"code": "200", "msg": "SUCCESS", "success": True, "failed": False}

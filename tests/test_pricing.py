@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from recorder.errors import ConnectError
-from recorder.pricing import TickerCache, last_prices, usdt_price, valuate, value_of
+from recorder.polling.pricing import TickerCache, last_prices, usdt_price, valuate, value_of
 
 D = Decimal
 PAIRS = {"BTC_USDT": D("96903.7"), "SAND_BTC": D("0.0000027"), "ETH_USDT": D("3391.25")}

@@ -13,11 +13,11 @@ from types import ModuleType
 import pytest
 from click.testing import CliRunner
 
-from recorder import report
 from recorder.cli import cli
 from recorder.config import Retention
-from recorder.retention import prune, to_delete
-from recorder.store import Store
+from recorder.reports import gather as report
+from recorder.store.database import Store
+from recorder.store.retention import prune, to_delete
 
 ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 31, 10, 0, tzinfo=UTC)
@@ -125,7 +125,7 @@ def test_prune_without_retention_says_how_to_configure_it(tmp_path: Path) -> Non
 
 
 def test_polls_go_on_while_pruning_runs(generated: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("recorder.retention.BATCH", 5)
+    monkeypatch.setattr("recorder.store.retention.BATCH", 5)
     store = Store(generated)
     account = store.account_id("acct0000")
     done = threading.Event()

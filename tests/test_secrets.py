@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from recorder import config
 from recorder.cli import cli
-from recorder.exchange import Credentials, signed_query
-from recorder.simulator import Fault, Simulator
+from recorder.sources.coinw.client import Credentials, signed_query
+from recorder.sources.coinw.simulator import Fault, Simulator
 from tests.conftest import API_KEY, SECRET, snapshot_count, wait_for
 from tests.test_docs import all_commands
 

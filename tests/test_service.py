@@ -11,11 +11,11 @@ from dataclasses import replace
 import pytest
 
 from recorder.config import AccountConfig, Settings
-from recorder.exchange import CoinWClient, Credentials
+from recorder.polling.cycle import PollResult, Recorder
 from recorder.secret import Secret
-from recorder.service import PollResult, Recorder
-from recorder.simulator import Fault, Simulator
-from recorder.store import Store
+from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.simulator import Fault, Simulator
+from recorder.store.database import Store
 from tests.conftest import API_KEY, SECRET, wait_for
 
 

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from recorder import errors
-from recorder.exchange import CoinWClient, Credentials, signed_query
 from recorder.secret import Secret
-from recorder.simulator import Fault, Simulator
+from recorder.sources.coinw.client import CoinWClient, Credentials, signed_query
+from recorder.sources.coinw.simulator import Fault, Simulator
 from tests.conftest import API_KEY, SECRET
 
 GOOD = Credentials(API_KEY, Secret(SECRET))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from recorder.diff import diff
 from recorder.errors import ConfigError, StoreError
-from recorder.store import Store
+from recorder.store.database import Store
 
 D = Decimal
 T0 = datetime(2026, 3, 31, 23, 59, 59, 123456, tzinfo=UTC)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from recorder import systemd
+from recorder.polling import systemd
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from recorder.cli import cli
 from recorder.errors import InputError
-from recorder.store import Store
-from recorder.transfer import copy_history
+from recorder.store.copy import copy_history
+from recorder.store.database import Store
 from tests.conftest import fresh_database
 from tests.history import record
 

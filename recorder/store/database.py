@@ -20,13 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from recorder import models
 from recorder.amounts import add as amounts_add
 from recorder.amounts import canonical as amounts_canonical
 from recorder.amounts import to_text
 from recorder.errors import ConfigError, InputError, SchemaError, StoreError
-from recorder.pricing import Valuation
-from recorder.sqltypes import utc_from_storage
+from recorder.polling.pricing import Valuation
+from recorder.store import schema as models
+from recorder.store.types import utc_from_storage
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +126,11 @@ def safe_url(url: URL) -> str:
 
 def migrations_dir() -> Path:
     """Where the Alembic scripts are: inside an installed wheel, or at the repository root."""
-    packaged = Path(__file__).parent / "_migrations"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_migrations"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "migrations"
+    return package.parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

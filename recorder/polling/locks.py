@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from recorder.store import AdvisoryLocks, Store
+from recorder.store.database import AdvisoryLocks, Store
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from recorder import __version__, parse
+from recorder import __version__
 from recorder.errors import (
     ConnectError,
     ConnectionLostError,
@@ -29,8 +29,9 @@ from recorder.errors import (
     ResponseTooLargeError,
     TransportError,
 )
-from recorder.pacing import RateLimiter
 from recorder.secret import Secret, redact
+from recorder.sources.coinw import parse
+from recorder.sources.pacing import RateLimiter
 
 PRIVATE_PATH = "/api/v1/private"
 PUBLIC_PATH = "/api/v1/public"

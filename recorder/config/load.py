@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from recorder.errors import ConfigError
-from recorder.exchange import Credentials
 from recorder.secret import Secret
+from recorder.sources.coinw.client import Credentials
 
 DEFAULT_DATABASE_URL = "sqlite:///recorder.db"
 DEFAULT_BASE_URL = "https://api.coinw.com"

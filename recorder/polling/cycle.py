@@ -26,8 +26,6 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from recorder import locks, systemd
-from recorder.buffer import OutageBuffer, Pending
 from recorder.config import AccountConfig, Settings
 from recorder.diff import Change, diff
 from recorder.errors import (
@@ -38,11 +36,13 @@ from recorder.errors import (
     SchemaError,
     StoreError,
 )
-from recorder.exchange import CoinWClient, utc_now
-from recorder.pacing import backoff_delays
-from recorder.parse import Snapshot
-from recorder.pricing import TickerCache, Valuation, valuate
-from recorder.store import Store
+from recorder.polling import locks, systemd
+from recorder.polling.buffer import OutageBuffer, Pending
+from recorder.polling.pricing import TickerCache, Valuation, valuate
+from recorder.sources.coinw.client import CoinWClient, utc_now
+from recorder.sources.coinw.parse import Snapshot
+from recorder.sources.pacing import backoff_delays
+from recorder.store.database import Store
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ class Recorder:
         self.locks.close()
 
     def _prune(self) -> None:
-        from recorder.retention import prune
+        from recorder.store.retention import prune
 
         try:
             deleted = prune(

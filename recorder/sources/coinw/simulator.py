@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from recorder.exchange import PRIVATE_PATH, PUBLIC_PATH, sign
+from recorder.sources.coinw.client import PRIVATE_PATH, PUBLIC_PATH, sign
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from recorder.errors import PollError
-from recorder.service import PollResult
+from recorder.polling.cycle import PollResult
 
 
 class Metrics:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import amounts
-from recorder.pricing import Valuation
+from recorder.polling.pricing import Valuation
 
 log = logging.getLogger(__name__)
 

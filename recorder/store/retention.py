@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from recorder import timespec
 from recorder.config import Retention
-from recorder.store import Store
+from recorder.store.database import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from recorder import amounts, timespec
 from recorder.errors import ConfigError
-from recorder.store import ChangeEntry, Holding, SnapshotRef, Store
+from recorder.store.database import ChangeEntry, Holding, SnapshotRef, Store
 
 HOLDING_COLUMNS = ("account", "taken_at", "currency", "amount", "price_usdt", "value_usdt")
 HISTORY_COLUMNS = (

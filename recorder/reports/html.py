@@ -15,9 +15,10 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from recorder import amounts, report, timespec
+from recorder import amounts, timespec
 from recorder.errors import ConfigError
-from recorder.store import Holding, SnapshotRef, Store
+from recorder.reports import gather as report
+from recorder.store.database import Holding, SnapshotRef, Store
 
 #: Charts are drawn from at most this many points per account; longer histories are
 #: thinned to the last snapshot of each hour, day or week.

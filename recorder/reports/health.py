@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from recorder.store import Store
+from recorder.store.database import Store
 
 STALE_INTERVALS = 3
 GAP_INTERVALS = 2

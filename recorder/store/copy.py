@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from recorder import models
 from recorder.errors import InputError, StoreError
-from recorder.store import Store
+from recorder.store import schema as models
+from recorder.store.database import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from recorder import amounts
 from recorder.errors import PollError
-from recorder.pacing import RateLimiter
-from recorder.parse import parse_amount
+from recorder.sources.coinw.parse import parse_amount
+from recorder.sources.pacing import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -93,8 +93,8 @@ def cli(
 def _open(settings: config.Settings) -> tuple[Any, Any]:
     """The store and the exchange client. The database may be down: the recorder then
     keeps its polls in the outage buffer until it is back."""
-    from recorder.exchange import CoinWClient
-    from recorder.store import Store
+    from recorder.sources.coinw.client import CoinWClient
+    from recorder.store.database import Store
 
     store = Store(settings.database_url, pool_size=max(5, settings.workers))
     client = CoinWClient(
@@ -112,7 +112,7 @@ def _listeners(recorder: Any, settings: config.Settings, metrics_port: int | Non
     closing: list[Any] = []
     port = metrics_port if metrics_port is not None else settings.metrics.port
     if port is not None:
-        from recorder.metrics import Metrics
+        from recorder.polling.metrics import Metrics
 
         metrics = Metrics(buffered=lambda: len(recorder.buffer))
         try:
@@ -128,7 +128,7 @@ def _listeners(recorder: Any, settings: config.Settings, metrics_port: int | Non
         recorder.listeners.append(metrics.observe)
         closing.append(metrics)
     if settings.notify:
-        from recorder.notify import Notifier
+        from recorder.polling.notify import Notifier
 
         notifier = Notifier(settings.notify)
         recorder.listeners.append(notifier.observe)
@@ -158,7 +158,7 @@ def run(state: State, metrics_port: int | None) -> None:
     Stops cleanly on SIGTERM or Ctrl+C after the polls in flight are stored. Under
     systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.
     """
-    from recorder.service import Recorder
+    from recorder.polling.cycle import Recorder
 
     settings = state.settings()
     settings.require_accounts()
@@ -183,7 +183,7 @@ def poll(state: State) -> None:
 
     Exits 0 when every account was recorded, 1 when any poll failed.
     """
-    from recorder.service import Recorder
+    from recorder.polling.cycle import Recorder
 
     settings = state.settings(quiet=True)
     settings.require_accounts()
@@ -275,7 +275,7 @@ def db() -> None:
 @pass_state
 def upgrade(state: State) -> None:
     """Create the tables, or migrate an older database to this version's schema."""
-    from recorder.store import Store
+    from recorder.store.database import Store
 
     settings = state.settings()
     store = Store(settings.database_url)
@@ -307,8 +307,8 @@ def copy(state: State, target_url: str) -> None:
     summary, then point database_url at PostgreSQL. Safe to run again: it copies only what
     the target lacks, and checks row counts and exact sums of amounts on both sides.
     """
-    from recorder.store import Store
-    from recorder.transfer import copy_history
+    from recorder.store.copy import copy_history
+    from recorder.store.database import Store
 
     settings = state.settings()
     source, target = Store(settings.database_url), Store(target_url)
@@ -343,7 +343,7 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
     hour (or day) and every snapshot that recorded a change, so what an account held at
     any moment stays exactly answerable.
     """
-    from recorder.retention import prune as run_prune
+    from recorder.store.retention import prune as run_prune
 
     settings = state.settings()
     if settings.retention.keep_all_days is None:
@@ -423,7 +423,7 @@ def format_option(*choices: str, default: str) -> Callable[[F], F]:
 @contextlib.contextmanager
 def _reading(state: State) -> Iterator[Any]:
     """The store for a command that reads the history, at the current schema, closed after."""
-    from recorder.store import Store
+    from recorder.store.database import Store
 
     settings = state.settings(quiet=True)
     store = Store(settings.database_url)
@@ -442,7 +442,8 @@ def _selection(
     since: str | None = None,
     until: str | None = None,
 ) -> Any:
-    from recorder import report, timespec
+    from recorder import timespec
+    from recorder.reports import gather as report
 
     zone = timespec.parse_zone(zone_name)
     now = datetime.now(UTC)
@@ -475,7 +476,8 @@ def at(
     WHEN is a date (its end, in --tz), an ISO 8601 time, or an age such as 7d.
     Example: recorder at 2026-03-31 --tz Europe/Berlin
     """
-    from recorder import report, timespec
+    from recorder import timespec
+    from recorder.reports import gather as report
 
     with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name)
@@ -514,7 +516,7 @@ def history(
     output_format: str,
 ) -> None:
     """Balances over time: every snapshot, or the last of each hour, day, week or month."""
-    from recorder import report
+    from recorder.reports import gather as report
 
     with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name, since, until)
@@ -539,7 +541,7 @@ def changes(
     output_format: str,
 ) -> None:
     """The change log: every currency that appeared, changed or disappeared."""
-    from recorder import report
+    from recorder.reports import gather as report
 
     with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name, since, until)
@@ -548,7 +550,7 @@ def changes(
 
 
 def _emit(columns: tuple[str, ...], rows: Any, output_format: str, zone: Any) -> None:
-    from recorder import report
+    from recorder.reports import gather as report
 
     out = sys.stdout
     if output_format == "csv":
@@ -586,14 +588,14 @@ def export(
     CSV and JSON Lines stream in constant memory whatever the size. The HTML report is one
     self-contained file with charts of the total value and of the holdings per currency.
     """
-    from recorder import report
+    from recorder.reports import gather as report
 
     if output == "-" and output_format == "xlsx":
         raise InputError("XLSX cannot go to standard output; give a file with -o.")
     with _reading(state) as store:
         selection = _selection(store, accounts, currencies, zone_name, since, until)
         if output_format == "html":
-            from recorder import report_html
+            from recorder.reports import html as report_html
 
             document = report_html.render(store, selection, datetime.now(UTC))
             _write_text(output, lambda out: out.write(document))
@@ -682,7 +684,7 @@ def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
     """
     import json
 
-    from recorder import health
+    from recorder.reports import health
 
     settings = state.settings(quiet=True)
     now = datetime.now(UTC)
@@ -762,7 +764,7 @@ def gaps(
     """
     from datetime import timedelta
 
-    from recorder import health
+    from recorder.reports import health
 
     if currencies:
         raise InputError("gaps are per account; --currency does not apply.")

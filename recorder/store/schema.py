@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
-from recorder.sqltypes import Amount, BigId, UTCDateTime
+from recorder.store.types import Amount, BigId, UTCDateTime
 
 # Stable constraint names: Alembic's batch mode on SQLite needs them to alter tables.
 NAMING_CONVENTION = {

@@ -24,7 +24,7 @@ import httpx
 from recorder import __version__, amounts
 from recorder.config import NotifyRule as Rule
 from recorder.diff import Change
-from recorder.service import PollResult
+from recorder.polling.cycle import PollResult
 
 log = logging.getLogger(__name__)
 

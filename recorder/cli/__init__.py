@@ -1,0 +1,5 @@
+"""The `recorder` command line."""
+
+from recorder.cli.group import cli, main
+
+__all__ = ["cli", "main"]

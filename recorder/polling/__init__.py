@@ -1,0 +1,1 @@
+"""The poll cycle and the daemon around it."""

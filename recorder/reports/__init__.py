@@ -1,0 +1,1 @@
+"""Answers from the history: holdings, balances over time, changes, exports, health."""

@@ -1,0 +1,1 @@
+"""Where balances come from: exchange clients, their parsers and simulators."""

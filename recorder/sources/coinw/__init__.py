@@ -1,0 +1,1 @@
+"""CoinW's spot API: signed requests, parsing of its replies, and a simulated exchange."""

@@ -1,0 +1,1 @@
+"""The database: schema, migrations, writes and reads."""
