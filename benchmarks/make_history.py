@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recorder import amounts
+from recorder.store import bulk, maintenance, migrate, status, writes
 from recorder.store import copy as transfer
-from recorder.store.database import Store
+from recorder.store.database import Database
 
 CURRENCY_NAMES = [
     "BTC",
@@ -84,7 +85,7 @@ class Market:
 
 
 def generate(
-    store: Store,
+    db: Database,
     *,
     accounts: int,
     days: float,
@@ -95,13 +96,13 @@ def generate(
     batch_rows: int = 100_000,
     echo: bool = True,
 ) -> dict[str, int]:
-    """Fill `store` (migrated, empty) with the history; returns row counts."""
+    """Fill `db` (migrated, empty) with the history; returns row counts."""
     rng = random.Random(seed)
     names = currency_names(currencies)
     market = Market(names, rng)
     steps = int(days * 86400 / interval)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
-    account_ids = [store.account_id(f"acct{n:04d}") for n in range(accounts)]
+    account_ids = [writes.account_id(db, f"acct{n:04d}") for n in range(accounts)]
     # Exchanges keep each currency to a fixed number of decimals (CoinW's countPrecision).
     places = {name: Decimal(1).scaleb(-rng.choice((2, 4, 6, 8))) for name in names}
     holdings = [
@@ -120,10 +121,10 @@ def generate(
     context = decimal.Context(prec=60)
 
     def flush() -> None:
-        with store.bulk() as bulk:
-            bulk.insert("snapshots", SNAPSHOT_COLUMNS, snapshots)
-            bulk.insert("balances", BALANCE_COLUMNS, balances)
-            bulk.insert("balance_changes", CHANGE_COLUMNS, changes)
+        with bulk.bulk(db) as writer:
+            writer.insert("snapshots", SNAPSHOT_COLUMNS, snapshots)
+            writer.insert("balances", BALANCE_COLUMNS, balances)
+            writer.insert("balance_changes", CHANGE_COLUMNS, changes)
         counts["snapshots"] += len(snapshots)
         counts["balances"] += len(balances)
         counts["balance_changes"] += len(changes)
@@ -133,7 +134,7 @@ def generate(
 
     for step in range(steps):
         taken_at = start + timedelta(seconds=step * interval)
-        stored_at = store.storage_time(taken_at)
+        stored_at = db.dialect.storage_time(taken_at)
         prices = market.step()
         price_texts = {name: amounts.to_text(price) for name, price in prices.items()}
         for index, account_id in enumerate(account_ids):
@@ -188,7 +189,7 @@ def generate(
                     flush=True,
                 )
     flush()
-    store.sync_id_sequences()
+    bulk.resync_ids(db)
     if echo:
         seconds = time.perf_counter() - began
         print(
@@ -196,7 +197,7 @@ def generate(
             f"({counts['balances'] / seconds:,.0f} rows/s)",
             file=sys.stderr,
         )
-    store.analyze()
+    maintenance.analyze(db)
     return counts
 
 
@@ -209,19 +210,19 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=60)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    store = Store(args.database)
-    store.ensure_schema()
-    if store.count_rows()["snapshots"]:
-        raise SystemExit(f"{store.display_url} already holds snapshots; use an empty database.")
+    db = Database(args.database)
+    migrate.ensure_schema(db)
+    if status.count_rows(db)["snapshots"]:
+        raise SystemExit(f"{db.display_url} already holds snapshots; use an empty database.")
     generate(
-        store,
+        db,
         accounts=args.accounts,
         days=args.days,
         currencies=args.currencies,
         interval=args.interval,
         seed=args.seed,
     )
-    store.close()
+    db.close()
 
 
 if __name__ == "__main__":

@@ -37,15 +37,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import make_history
 
-from recorder import __version__
+from recorder import __version__, app
 from recorder.config import AccountConfig, Settings
-from recorder.diff import diff
-from recorder.polling.cycle import PollResult, Recorder
 from recorder.polling.pricing import valuate
-from recorder.reports import gather as report
+from recorder.reports import gather
 from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
-from recorder.store.database import Store
+from recorder.sources.coinw.client import CoinWClient
+from recorder.store import bulk, history, migrate, writes
+from recorder.store.database import Database
+from recorder.values import Credentials, Observation, PollOutcome, Snapshot
 
 UTC = dt.UTC
 
@@ -102,22 +102,20 @@ def bench_poll(work: Path, polls: int) -> None:
         # Two currencies move every poll: a realistic, slightly busy account.
         return {n: Decimal(f"{100 + (i if j < 2 else 0)}.12345678") for j, n in enumerate(names)}
 
-    store = Store(fresh_sqlite(work / "poll.db"))
-    store.ensure_schema()
-    account = store.account_id("main")
+    db = Database(fresh_sqlite(work / "poll.db"))
+    migrate.ensure_schema(db)
+    writes.account_id(db, "main")
     samples = []
     for i in range(polls):
         balances = holdings(i)
         valuation = valuate(balances, pairs)
         moment = start + dt.timedelta(seconds=i)
         began = time.perf_counter()
-        with store.writer() as writer:
-            previous = writer.previous_balances(account, before=moment)
-            writer.add_snapshot(
-                account, moment, balances, diff(previous, balances), valuation=valuation
-            )
+        # The poll's write path: read the previous snapshot, diff, insert, one transaction.
+        observation = Observation.of_snapshot("main", Snapshot(moment, balances, {}, valuation))
+        writes.record(db, observation, recorded_by="bench:1", replay=False)
         samples.append(time.perf_counter() - began)
-    store.close()
+    db.close()
 
     connection = raw_sqlite(work / "poll.db")
     account = connection.execute("INSERT INTO accounts (name) VALUES ('raw')").lastrowid
@@ -125,7 +123,7 @@ def bench_poll(work: Path, polls: int) -> None:
     for i in range(polls):
         balances = holdings(i)
         valuation = valuate(balances, pairs)
-        moment = (start + dt.timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        stamp = (start + dt.timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
         began = time.perf_counter()
         connection.execute("BEGIN")
         previous = dict(
@@ -133,7 +131,7 @@ def bench_poll(work: Path, polls: int) -> None:
                 "SELECT currency, amount FROM balances WHERE snapshot_id = (SELECT id FROM "
                 "snapshots WHERE account_id = ? AND taken_at < ? ORDER BY taken_at DESC, id DESC "
                 "LIMIT 1)",
-                (account, moment),
+                (account, stamp),
             )
         )
         texts = {c: format(a, "f") for c, a in balances.items()}
@@ -141,7 +139,7 @@ def bench_poll(work: Path, polls: int) -> None:
         snapshot = connection.execute(
             "INSERT INTO snapshots (account_id, taken_at, total_value_usdt, unpriced_count) "
             "VALUES (?, ?, ?, 0)",
-            (account, moment, str(valuation.total)),
+            (account, stamp, str(valuation.total)),
         ).lastrowid
         connection.executemany(
             "INSERT INTO balances (snapshot_id, currency, amount, price_usdt, value_usdt) "
@@ -151,7 +149,7 @@ def bench_poll(work: Path, polls: int) -> None:
         connection.executemany(
             "INSERT INTO balance_changes (account_id, snapshot_id, currency, old_amount, "
             "new_amount, delta, taken_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(account, snapshot, c, old, new, new, moment) for c, old, new in changed],
+            [(account, snapshot, c, old, new, new, stamp) for c, old, new in changed],
         )
         connection.execute("COMMIT")
         raw.append(time.perf_counter() - began)
@@ -186,22 +184,22 @@ def bench_bulk(work: Path, rows: int) -> None:
     ]
     columns = ("snapshot_id", "currency", "amount", "price_usdt", "value_usdt")
 
-    store = Store(fresh_sqlite(work / "bulk.db"))
-    store.ensure_schema()
-    store.account_id("main")
+    db = Database(fresh_sqlite(work / "bulk.db"))
+    migrate.ensure_schema(db)
+    writes.account_id(db, "main")
     began = time.perf_counter()
     for i in range(0, snapshots, 5000):
-        with store.bulk() as bulk:
-            bulk.insert("snapshots", make_history.SNAPSHOT_COLUMNS, snapshot_rows[i : i + 5000])
-            bulk.insert("balances", columns, balance_rows[i * 20 : (i + 5000) * 20])
+        with bulk.bulk(db) as writer:
+            writer.insert("snapshots", make_history.SNAPSHOT_COLUMNS, snapshot_rows[i : i + 5000])
+            writer.insert("balances", columns, balance_rows[i * 20 : (i + 5000) * 20])
     ours = rows / (time.perf_counter() - began)
-    store.close()
+    db.close()
 
     fresh_sqlite(work / "bulk-raw.db")
-    store = Store(f"sqlite:///{work / 'bulk-raw.db'}")
-    store.ensure_schema()
-    store.account_id("main")
-    store.close()
+    db = Database(f"sqlite:///{work / 'bulk-raw.db'}")
+    migrate.ensure_schema(db)
+    writes.account_id(db, "main")
+    db.close()
     connection = raw_sqlite(work / "bulk-raw.db")
     began = time.perf_counter()
     for i in range(0, snapshots, 5000):
@@ -246,10 +244,10 @@ def year_database(work: Path, days: float) -> tuple[Path, int]:
             except sqlite3.OperationalError:
                 pass
     print(f"generating {days:g} days of minute data ({expected:,} balance rows)...", flush=True)
-    store = Store(fresh_sqlite(path))
-    store.ensure_schema()
-    make_history.generate(store, accounts=1, days=days, currencies=20, interval=60)
-    store.close()
+    db = Database(fresh_sqlite(path))
+    migrate.ensure_schema(db)
+    make_history.generate(db, accounts=1, days=days, currencies=20, interval=60)
+    db.close()
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path, expected
@@ -278,8 +276,8 @@ def bench_size(path: Path, rows: int) -> None:
     )
 
 
-def moments(store: Store, count: int, seed: int = 7) -> list[dt.datetime]:
-    span = store.time_range(list(store.resolve_accounts().values()))
+def moments(db: Database, count: int, seed: int = 7) -> list[dt.datetime]:
+    span = history.time_range(db, list(history.resolve_accounts(db).values()))
     assert span is not None
     first, last = span
     rng = random.Random(seed)
@@ -287,16 +285,16 @@ def moments(store: Store, count: int, seed: int = 7) -> list[dt.datetime]:
 
 
 def bench_at(url: str, label: str, raw_at: Callable[[dt.datetime], list[Any]]) -> None:
-    store = Store(url)
-    selection = report.Selection(accounts=store.resolve_accounts())
-    when = moments(store, 200)
+    db = Database(url)
+    selection = gather.Selection(accounts=history.resolve_accounts(db))
+    when = moments(db, 200)
     for moment in when:  # warm the page cache for both, so neither pays for the other
-        report.holdings_at(store, selection, moment)
+        gather.holdings_at(db, selection, moment)
         raw_at(moment)
     ours = []
     for moment in when:
         began = time.perf_counter()
-        result = report.holdings_at(store, selection, moment)
+        result = gather.holdings_at(db, selection, moment)
         ours.append(time.perf_counter() - began)
         assert result[0].holdings
     theirs = []
@@ -305,7 +303,7 @@ def bench_at(url: str, label: str, raw_at: Callable[[dt.datetime], list[Any]]) -
         rows = raw_at(moment)
         theirs.append(time.perf_counter() - began)
         assert rows
-    store.close()
+    db.close()
     a, b = median_ms(ours), median_ms(theirs)
     add(
         Row(
@@ -324,26 +322,26 @@ def bench_at(url: str, label: str, raw_at: Callable[[dt.datetime], list[Any]]) -
 def bench_history(
     url: str, label: str, raw_history: Callable[[list[tuple[dt.datetime, dt.datetime]]], list[Any]]
 ) -> None:
-    store = Store(url)
-    selection = report.Selection(accounts=store.resolve_accounts(), currencies=["BTC"])
+    db = Database(url)
+    selection = gather.Selection(accounts=history.resolve_accounts(db), currencies=["BTC"])
     now = dt.datetime.now(UTC)
     ours, theirs = [], []
-    span = store.time_range(list(selection.accounts.values()))
+    span = history.time_range(db, selection.account_ids)
     assert span is not None
     from recorder import timespec
 
     bounds = list(timespec.periods(span[0], now, "day", UTC))
-    list(report.history(store, selection, "day", now))  # warm the page cache for both
+    list(gather.balances_over_time(db, selection, "day", now))  # warm the cache for both
     raw_history(bounds)
     for _ in range(5):
         began = time.perf_counter()
-        rows = list(report.history(store, selection, "day", now))
+        rows = list(gather.balances_over_time(db, selection, "day", now))
         ours.append(time.perf_counter() - began)
         began = time.perf_counter()
         raw_rows = raw_history(bounds)
         theirs.append(time.perf_counter() - began)
     assert len(rows) == len(raw_rows), (len(rows), len(raw_rows))
-    store.close()
+    db.close()
     a, b = median_ms(ours), median_ms(theirs)
     add(
         Row(
@@ -507,26 +505,25 @@ def bench_thousand(work: Path, minutes: float, accounts: int = 1000) -> None:
             for n in range(accounts)
         ),
     )
-    store = Store(settings.database_url)
     client = CoinWClient(
         url,
         max_requests_per_second=settings.max_requests_per_second,
         max_connections=settings.workers,
     )
-    recorder = Recorder(settings, store, client)
-    results: list[PollResult] = []
-    recorder.listeners.append(results.append)
-    thread = threading.Thread(target=recorder.run, kwargs={"handle_signals": False})
+    recorder = app.build(settings, client=client)
+    results: list[PollOutcome] = []
+    recorder.poller.listeners.append(results.append)
+    thread = threading.Thread(target=recorder.daemon.run, kwargs={"handle_signals": False})
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.monotonic()
     thread.start()
     time.sleep(minutes * 60)  # the measurement window itself
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = time.monotonic() - began
-    recorder.stop()
+    recorder.daemon.stop()
     thread.join(timeout=60)
+    recorder.close()
     client.close()
-    store.close()
     server.terminate()
     server.wait(timeout=30)
     cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
@@ -537,7 +534,7 @@ def bench_thousand(work: Path, minutes: float, accounts: int = 1000) -> None:
     )
     p99 = lateness[int(len(lateness) * 0.99) - 1]
     by_key: dict[str, list[float]] = defaultdict(list)
-    answered = defaultdict(int)
+    answered: dict[str, int] = defaultdict(int)
     for key, at, answer in json.loads(log.read_text()):
         by_key[key].append(at)
         answered[answer] += 1
@@ -571,7 +568,7 @@ def postgres_rows(pg_url: str, year: Path, rows: int, work: Path) -> None:
 
     from recorder.store.copy import copy_history
 
-    target = Store(pg_url)
+    target = Database(pg_url)
     raw_url = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(raw_url, autocommit=True) as connection:
         for table in (
@@ -586,7 +583,7 @@ def postgres_rows(pg_url: str, year: Path, rows: int, work: Path) -> None:
         for view in ("latest_balances", "daily_balances", "portfolio_values"):
             connection.execute(f"DROP VIEW IF EXISTS {view}")
     began = time.perf_counter()
-    copy_history(Store(f"sqlite:///{year}"), target)
+    copy_history(Database(f"sqlite:///{year}"), target)
     seconds = time.perf_counter() - began
     target.close()
     add(

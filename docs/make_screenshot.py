@@ -1,6 +1,6 @@
 """Regenerate docs/report.png: a demo history, its HTML report, rendered by Chromium.
 
-    python docs/make_screenshot.py      (needs the test extra and Debian's chromium)
+python docs/make_screenshot.py      (needs the test extra and Debian's chromium)
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ def main() -> None:
         database = Path(folder) / "demo.db"
         report = Path(folder) / "report.html"
         run = [sys.executable, "-m", "recorder"]
-        subprocess.run([*run, "--log-level", "WARNING", "demo", "--polls", "14",
-                        "--database", str(database)], check=True)
+        subprocess.run(
+            [*run, "--log-level", "WARNING", "demo", "--polls", "14", "--database", str(database)],
+            check=True,
+        )
         env_url = f"sqlite:///{database}"
-        subprocess.run([*run, "export", "--format", "html", "-o", str(report)], check=True,
-                       env={"RECORDER_DATABASE_URL": env_url, "PATH": ""})
+        subprocess.run(
+            [*run, "export", "--format", "html", "-o", str(report)],
+            check=True,
+            env={"RECORDER_DATABASE_URL": env_url, "PATH": ""},
+        )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]

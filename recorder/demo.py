@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
+from recorder import app
 from recorder.config import AccountConfig, Settings
-from recorder.polling.cycle import PollResult, Recorder
 from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
-from recorder.sources.coinw.simulator import Simulator, demo_holdings, demo_ticker
-from recorder.store.database import Store
+from recorder.sources.coinw.simulator import Simulator
+from recorder.values import Credentials, PollOutcome
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +40,50 @@ def run_demo(database: Path, *, polls: int = 6, interval: float = 1.0) -> Path:
             accounts=(AccountConfig("demo", Credentials(api_key, Secret(secret_key))),),
         )
         log.info("Simulated CoinW exchange listening on %s.", exchange.url)
-        store = Store(settings.database_url)
-        try:
-            store.ensure_schema()
-            with CoinWClient(settings.base_url, timeout=settings.timeout_seconds) as client:
-                recorder = Recorder(settings, store, client)
-                done = 0
+        with app.running(settings) as recorder:
+            daemon = recorder.daemon
+            done = 0
 
-                def count(_result: PollResult) -> None:
-                    nonlocal done
-                    done += 1
-                    if done >= polls:
-                        recorder.stop()
+            def count(_outcome: PollOutcome) -> None:
+                nonlocal done
+                done += 1
+                if done >= polls:
+                    daemon.stop()
 
-                recorder.listeners.append(count)
-                recorder.run()
-        finally:
-            store.close()
+            recorder.poller.listeners.append(count)
+            daemon.run()
     return database
+
+
+def demo_holdings(step: int) -> dict[str, str]:
+    """A small portfolio that changes as a trader would, one step per request."""
+    btc = ("0.0012", "0.0012", "0.0015", "0.0015", "0.0009", "0.0009", "0.0021")
+    holdings = {
+        "BTC": btc[(step - 1) % len(btc)],
+        "CWT": "400.000" if step % 2 else "400",  # same amount, written differently
+        "ETH": "0.0330",
+        "USDT": "257.518301140000000" if step < 3 else "187.518301140000000",
+    }
+    if step < 4:
+        holdings["SAND"] = "108.467"
+    if step >= 5:
+        holdings["SOL"] = "1.25"
+    return holdings
+
+
+DEMO_TICKER = {
+    "BTC_USDT": "96903.7",
+    "ETH_USDT": "3391.25",
+    "CWT_USDT": "0.0124",
+    "SAND_USDT": "0.2634",
+    "SOL_USDT": "187.41",
+}
+
+
+def demo_ticker(step: int) -> dict[str, str]:
+    """The demo's prices, drifting a little with every ticker request."""
+    drift = ("1", "1.012", "0.994", "1.021", "1.008", "0.987", "1.03")[(step - 1) % 7]
+    return {
+        pair: format((Decimal(last) * Decimal(drift)).normalize(), "f")
+        for pair, last in DEMO_TICKER.items()
+    }

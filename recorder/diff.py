@@ -3,45 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
-from recorder import amounts
-
-
-@dataclass(frozen=True)
-class Change:
-    """One currency's change between two snapshots."""
-
-    currency: str
-    old_amount: Decimal | None  # None: the currency appeared
-    new_amount: Decimal | None  # None: the currency is gone
-
-    @property
-    def delta(self) -> Decimal:
-        """new - old, counting a missing side as zero."""
-        return amounts.subtract(self.new_amount or Decimal(0), self.old_amount or Decimal(0))
-
-    @property
-    def kind(self) -> str:
-        """ "appeared", "gone" or "changed"."""
-        if self.old_amount is None:
-            return "appeared"
-        if self.new_amount is None:
-            return "gone"
-        return "changed"
-
-    def describe(self, account: str) -> str:
-        """One line an operator reads: `main BTC 0.0012 -> 0.0015 (+0.0003)`."""
-        if self.old_amount is None:
-            assert self.new_amount is not None
-            return f"{account} {self.currency} appeared {amounts.to_text(self.new_amount)}"
-        if self.new_amount is None:
-            return f"{account} {self.currency} gone (was {amounts.to_text(self.old_amount)})"
-        return (
-            f"{account} {self.currency} {amounts.to_text(self.old_amount)} -> "
-            f"{amounts.to_text(self.new_amount)} ({amounts.signed_text(self.delta)})"
-        )
+from recorder.values import Change
 
 
 def diff(previous: Mapping[str, Decimal], current: Mapping[str, Decimal]) -> list[Change]:

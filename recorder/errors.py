@@ -3,8 +3,14 @@
     RecorderError                    anything expected: printed as one sentence, no traceback
     ├── ConfigError                  bad or missing configuration (exit code 2)
     ├── InputError                   a bad command-line value: date, account, currency (exit 2)
-    ├── StoreError                   the database is unreachable or a write failed
-    │   ├── SchemaError              the database's schema is newer than this recorder
+    ├── StoreError                   the database could not do what was asked
+    │   ├── DatabaseUnavailableError an outage: unreachable, lost, read-only, full, locked;
+    │   │                            what was to be written waits and is tried again
+    │   ├── WriteRejectedError       the database refused what was written (a duplicate
+    │   │                            key, a value too long or out of range): trying again
+    │   │                            cannot help
+    │   ├── SchemaError              the database's schema is missing, older or newer
+    │   │                            than this recorder
     │   └── AccountLockedError       another process is recording this account
     └── PollError                    one poll of one account failed; `kind` goes to poll_errors
         ├── TransportError           kind "transport": the request did not complete
@@ -42,6 +48,19 @@ class InputError(RecorderError):
 
 class StoreError(RecorderError):
     """The database could not be reached or a write to it failed."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        #: The database's own words, for logs and poll_errors rows.
+        self.reason = reason or message
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be used now; the same write may succeed later."""
+
+
+class WriteRejectedError(StoreError):
+    """The database refused the data itself; the same write will fail again."""
 
 
 class SchemaError(StoreError):

@@ -1,6 +1,6 @@
 """Log set-up: one readable line per event (or one JSON object, for log shippers), UTC
-times, secrets redacted. Lines about an account name it, and JSON lines carry it in an
-`account` field."""
+times, secrets redacted and control characters escaped. Lines about an account name it,
+and JSON lines carry it in an `account` field."""
 
 from __future__ import annotations
 
@@ -10,9 +10,21 @@ import sys
 import time
 from typing import TextIO
 
-from recorder.secret import RedactingFilter
+from recorder import text
 
 FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+
+
+class SafeTextFilter(logging.Filter):
+    """Masks secrets and escapes control characters in every message (text from outside
+    is made safe where it enters; this is defence in depth, and covers libraries)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = text.escape_controls(text.redact(message))
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 class UTCFormatter(logging.Formatter):
@@ -49,7 +61,7 @@ def configure(level: str = "INFO", stream: TextIO | None = None, fmt: str = "tex
     handler = logging.StreamHandler(stream or sys.stderr)
     handler._recorder = True  # type: ignore[attr-defined]
     handler.setFormatter(JSONFormatter() if fmt == "json" else UTCFormatter(FORMAT))
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(SafeTextFilter())
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries speak only when something is wrong: httpx would log every request URL

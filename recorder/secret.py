@@ -1,8 +1,8 @@
-"""A wrapper that keeps secret strings out of reprs, logs and tracebacks."""
+"""A wrapper that keeps secret strings out of reprs, and the registry of secret values that
+`text.redact` masks wherever they might appear (defence in depth)."""
 
 from __future__ import annotations
 
-import logging
 import threading
 
 
@@ -13,7 +13,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
-        redact(value)
+        register(value)
 
     def reveal(self) -> str:
         """The secret itself: only for computing a signature."""
@@ -35,29 +35,23 @@ class Secret:
 
 
 _lock = threading.Lock()
-_redacted: set[str] = set()
+# Longest first, so a secret containing another is masked whole. Replaced, never changed
+# in place, so readers need no lock.
+_registered: list[tuple[str, ...]] = [()]
 
 
-def redact(value: str) -> None:
-    """Never let `value` reach a log line, even through a library's message."""
+def register(value: str) -> None:
+    """Never let `value` reach a log line, a stored row or the terminal."""
     # Very short values would blank out ordinary words; secrets are long.
     if len(value) >= 6:
         with _lock:
-            _redacted.add(value)
+            if value not in _registered[0]:
+                _registered[0] = tuple(sorted({*_registered[0], value}, key=len, reverse=True))
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces every registered secret in a log record by '***' (defence in depth)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with _lock:
-            secrets = tuple(_redacted)
-        if not secrets:
-            return True
-        message = record.getMessage()
-        cleaned = message
-        for secret in secrets:
-            cleaned = cleaned.replace(secret, "***")
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+def mask_registered(text: str) -> str:
+    """`text` with every registered secret replaced by '***'."""
+    for value in _registered[0]:
+        if value in text:
+            text = text.replace(value, "***")
+    return text

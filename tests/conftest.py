@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from recorder.sources.coinw.simulator import Simulator
-from recorder.store.database import Store
+from recorder.store import migrate
+from recorder.store.database import Database
+from tests.disk import SmallDisk, small_disk
 
 API_KEY = "test-api-key-0001"
 # A value that cannot occur by chance in any output: tests search for it everywhere.
@@ -127,21 +129,34 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A migrated store on each backend in turn."""
-    s = Store(db_url)
-    s.ensure_schema()
-    yield s
-    s.close()
+def open_db(url: str) -> Database:
+    """A database at the current schema (the caller closes it)."""
+    db = Database(url)
+    migrate.ensure_schema(db)
+    return db
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url)
-    s.ensure_schema()
-    yield s
-    s.close()
+def db(db_url: str) -> Iterator[Database]:
+    """A migrated database on each backend in turn."""
+    database = open_db(db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str) -> Iterator[Database]:
+    """A migrated SQLite database."""
+    database = open_db(sqlite_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A small tmpfs of this test's own, to fill or make read-only."""
+    with small_disk(tmp_path) as mounted:
+        yield mounted
 
 
 @pytest.fixture

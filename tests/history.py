@@ -7,13 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from recorder import app
 from recorder.config import AccountConfig, Settings
-from recorder.polling.cycle import Recorder
 from recorder.polling.pricing import TickerCache
 from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.sources.coinw.client import CoinWClient
 from recorder.sources.coinw.simulator import Simulator
-from recorder.store.database import Store
+from recorder.values import Credentials
 
 # 2026-03-31 22:30 UTC is already 1 April in Berlin (summer time, UTC+2): --tz moves it.
 T1 = datetime(2026, 3, 30, 12, 0, tzinfo=UTC)
@@ -70,17 +70,17 @@ def record(db_url: str) -> None:
                 ),
             ),
         )
-        store = Store(db_url)
-        store.ensure_schema()
-        recorder = Recorder(replace(settings), store, client)
-        recorder.tickers = TickerCache(client.fetch_ticker, max_age=0)  # a new round each poll
+        recorder = app.build(
+            replace(settings, database_url=db_url, buffer_file=None), client=client
+        )
+        poller = recorder.poller
+        poller.tickers = TickerCache(client.fetch_ticker, max_age=0)  # a new round each poll
         events = [(t, "main", h) for t, h in MAIN] + [(t, "savings", h) for t, h in SAVINGS]
         for taken_at, name, holdings in sorted(events, key=lambda e: (e[0], e[1])):
             moments.append(taken_at)
             exchange.set_holdings(f"{name}-key", holdings)
             exchange.set_ticker(TICKERS[taken_at])
-            result = recorder.poll(settings.account(name))
+            result = poller.poll(settings.account(name))
             assert result.ok, result.error
         recorder.close()
         client.close()
-        store.close()

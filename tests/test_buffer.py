@@ -9,34 +9,37 @@ from pathlib import Path
 
 import pytest
 
-from recorder.config import AccountConfig, Settings
-from recorder.polling.buffer import OutageBuffer, Pending, from_json, to_json
-from recorder.polling.cycle import Recorder
-from recorder.polling.pricing import Valuation
-from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder.polling.buffer import OutageBuffer, from_json, to_json
 from recorder.sources.coinw.simulator import Simulator
-from recorder.store.database import Store
-from tests.conftest import API_KEY, SECRET
+from recorder.store.database import Database
+from recorder.values import Observation, PollStatus, Snapshot, Valuation
+from tests.conftest import API_KEY
+from tests.helpers import recorder, settings_for
 
 T0 = datetime(2026, 3, 31, 12, tzinfo=UTC)
 
 
-def snapshot(n: int, amount: str = "1", account: str = "main") -> Pending:
-    return Pending(account, T0 + timedelta(minutes=n), {"BTC": Decimal(amount)})
+def snapshot(n: int, amount: str = "1", account: str = "main") -> Observation:
+    at = T0 + timedelta(minutes=n)
+    return Observation.of_snapshot(account, Snapshot(at, {"BTC": Decimal(amount)}, {}, Valuation()))
 
 
 def test_entries_survive_the_journal_exactly(tmp_path: Path) -> None:
-    entry = Pending(
+    entry = Observation.of_snapshot(
         "main",
-        T0,
-        {"USDT": Decimal("257.518301140000000"), "X": Decimal("1E-18")},
-        {"USDT": (Decimal("200"), Decimal("57.51830114"))},
-        Valuation(
-            {"USDT": Decimal(1)}, {"USDT": Decimal("257.51830114")}, Decimal("257.51830114"), ("X",)
+        Snapshot(
+            T0,
+            {"USDT": Decimal("257.518301140000000"), "X": Decimal("1E-18")},
+            {"USDT": (Decimal("200"), Decimal("57.51830114"))},
+            Valuation(
+                {"USDT": Decimal(1)},
+                {"USDT": Decimal("257.51830114")},
+                Decimal("257.51830114"),
+                ("X",),
+            ),
         ),
     )
-    error = Pending("main", T0, error_kind="timeout", message="slow")
+    error = Observation.of_failure("main", T0, "timeout", "slow")
     assert from_json(to_json(entry)) == entry
     assert from_json(to_json(error)) == error
     journal = tmp_path / "buffer.jsonl"
@@ -60,12 +63,16 @@ def test_when_full_a_repeated_snapshot_goes_first_then_failures_then_the_oldest(
     buffer = OutageBuffer(None, capacity=3)
     buffer.add(snapshot(1, "1"))
     buffer.add(snapshot(2, "1"))  # repeats the one before: no change lost if dropped
-    buffer.add(Pending("main", T0 + timedelta(minutes=3), error_kind="timeout"))
+    buffer.add(Observation.of_failure("main", T0 + timedelta(minutes=3), "timeout", ""))
     assert buffer.add(snapshot(4, "2")) == [snapshot(2, "1")]
     dropped = buffer.add(snapshot(5, "3"))
     assert [d.error_kind for d in dropped] == ["timeout"]
     assert buffer.add(snapshot(6, "4")) == [snapshot(1, "1")]
-    assert [e.balances["BTC"] for e in buffer] == [Decimal(2), Decimal(3), Decimal(4)]
+    assert [e.snapshot.balances["BTC"] for e in buffer if e.snapshot] == [
+        Decimal(2),
+        Decimal(3),
+        Decimal(4),
+    ]
 
 
 def test_writing_the_journal_back_after_a_flush(tmp_path: Path) -> None:
@@ -86,21 +93,19 @@ def test_a_full_buffer_says_plainly_what_it_dropped(
     simulator: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     simulator.set_holdings(API_KEY, lambda n: {"BTC": str(n)})
-    settings = Settings(
-        base_url=simulator.url,
-        interval_seconds=1,
+    settings = settings_for(
+        simulator.url,
         buffer_file=tmp_path / "b.jsonl",
         buffer_max_snapshots=2,
         fetch_prices=False,
-        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
     )
-    store = Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
-    with CoinWClient(simulator.url) as client, caplog.at_level(logging.INFO):
-        recorder = Recorder(settings, store, client)
-        results = [recorder.poll(settings.accounts[0]) for _ in range(3)]
-        recorder.close()
-    store.close()
-    assert all(r.buffered for r in results)
+    database = Database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    built = recorder(settings, database)
+    with caplog.at_level(logging.INFO):
+        results = [built.poller.poll(settings.accounts[0]) for _ in range(3)]
+    built.close()
+    database.close()
+    assert all(r.status is PollStatus.BUFFERED for r in results)
     assert "The local buffer is full (2 polls): dropped main's snapshot of" in caplog.text
     assert "(2 buffered, 2 of them snapshots; at most 2; journal" in caplog.text
     assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 2

@@ -7,7 +7,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recorder.diff import Change, apply, diff
+from recorder.diff import apply, diff
+from recorder.values import Change
 
 D = Decimal
 

@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 
 from recorder import config
 from recorder.cli import cli
-from recorder.store.database import Store
+from recorder.store import writes
+from recorder.store.database import Database
 from tests.conftest import BACKENDS, fresh_database
 from tests.history import MAIN, T3, record
 
@@ -56,21 +57,26 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 def test_every_config_key_is_in_the_example_and_the_readme() -> None:
     example = tomllib.loads((ROOT / "config.example.toml").read_text())
     # [[notify]] is shown commented out: a copied example must not alert a made-up URL.
-    assert set(example) | {"notify"} == set(config._TOP_KEYS)
+    assert set(example) | {"notify"} == set(config.TOP_KEYS)
     assert "# [[notify]]" in (ROOT / "config.example.toml").read_text()
     example_account_keys = set().union(*(a.keys() for a in example["accounts"]))
     text = (ROOT / "config.example.toml").read_text()
-    for key in config._ACCOUNT_KEYS:
+    for key in config.ACCOUNT_KEYS:
         assert key in example_account_keys or key in text, f"{key} missing from the example"
         assert f"`{key}`" in README, f"{key} missing from the README"
-    for key in config._TOP_KEYS:
+    for key in config.TOP_KEYS:
         if key != "accounts":
             spelled = (f"`{key}`", f"`[{key}]`", f"`[[{key}]]`")
             assert any(s in README for s in spelled), f"{key} not in the README"
     for key in ("keep_all_days", "keep_one_per"):
         assert key in example["retention"] and f"`{key}`" in README
-    for variable in config.ENVIRONMENT:
+    for variable in config.environment():
         assert f"`{variable}`" in README, f"{variable} missing from the README"
+
+
+def test_the_readme_documents_every_key_from_its_one_declaration() -> None:
+    table = config.reference_table()
+    assert table in README, "regenerate the README's key table from config.reference_table()"
 
 
 def test_the_example_config_loads(tmp_path: Path) -> None:
@@ -95,9 +101,11 @@ def history_url(
 ) -> Iterator[str]:
     with fresh_database(request.param, tmp_path_factory.mktemp("docs")) as url:
         record(url)
-        store = Store(url)
-        store.add_poll_error(store.account_id("main"), T3, "rate_limit", "29001")
-        store.close()
+        db = Database(url)
+        with db.transaction() as connection:
+            account = writes.account_id(db, "main")
+            writes.add_poll_error(db, connection, account, T3, "rate_limit", "29001")
+        db.close()
         yield url
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from recorder import errors
 from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials, sign, signed_query
+from recorder.sources.coinw.client import CoinWClient, sign, signed_query
+from recorder.values import Credentials
 
 CREDENTIALS = Credentials("K", Secret("S"))
 

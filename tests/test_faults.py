@@ -11,13 +11,12 @@ from dataclasses import replace
 
 import pytest
 
-from recorder.config import AccountConfig, Settings
-from recorder.polling.cycle import PollResult, Recorder
-from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder import app
 from recorder.sources.coinw.simulator import Fault, Simulator
-from recorder.store.database import Store
+from recorder.store.database import Database
+from recorder.values import PollOutcome
 from tests.conftest import API_KEY, SECRET, wait_for
+from tests.helpers import counts, query, recorder, settings_for
 
 BAD_AMOUNT = '{"code": "200", "data": {"BTC": "0.1", "ETH": %s}}'
 FAULTS = [
@@ -46,19 +45,11 @@ FAULTS = [
 
 
 @pytest.fixture
-def recorder(simulator: Simulator, sqlite_store: Store) -> Iterator[Recorder]:
-    settings = Settings(
-        base_url=simulator.url,
-        interval_seconds=2,
-        timeout_seconds=1,
-        buffer_file=None,
-        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
-    )
-    client = CoinWClient(simulator.url, timeout=settings.timeout_seconds)
-    recorder = Recorder(settings, sqlite_store, client)
-    yield recorder
-    recorder.close()
-    client.close()
+def built(simulator: Simulator, sqlite_db: Database) -> Iterator[app.Recorder]:
+    settings = settings_for(simulator.url, interval_seconds=2, timeout_seconds=1)
+    made = recorder(settings, sqlite_db)
+    yield made
+    made.close()
 
 
 def failure_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -67,21 +58,20 @@ def failure_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize(("fault", "kind"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
 def test_each_fault_is_one_error_row_one_line_and_no_snapshot(
-    recorder: Recorder,
+    built: app.Recorder,
     simulator: Simulator,
-    sqlite_store: Store,
+    sqlite_db: Database,
     caplog: pytest.LogCaptureFixture,
     fault: Fault,
     kind: str,
 ) -> None:
     fault.times = None  # retries, where they happen, meet the same fault
     simulator.add_fault(fault, API_KEY)
-    result = recorder.poll(recorder.settings.accounts[0])
-    assert result.error is not None and result.error.kind == kind
-    counts = sqlite_store.count_rows()
-    assert counts["snapshots"] == 0 and counts["balances"] == 0
-    with sqlite_store.engine.connect() as connection:
-        rows = connection.exec_driver_sql("SELECT kind, message FROM poll_errors").all()
+    result = built.poller.poll(built.settings.accounts[0])
+    assert result.error_kind == kind
+    found = counts(sqlite_db)
+    assert found["snapshots"] == 0 and found["balances"] == 0
+    rows = query(sqlite_db, "SELECT kind, message FROM poll_errors")
     assert [r[0] for r in rows] == [kind]
     assert "\n" not in rows[0][1] and SECRET not in rows[0][1]
     (line,) = failure_lines(caplog)
@@ -89,47 +79,40 @@ def test_each_fault_is_one_error_row_one_line_and_no_snapshot(
 
 
 def test_connect_refused_is_one_error_row(
-    sqlite_store: Store, caplog: pytest.LogCaptureFixture
+    sqlite_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        base_url=url,
-        interval_seconds=1,
-        buffer_file=None,
-        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
-    )
-    with CoinWClient(url) as client:
-        recorder = Recorder(settings, sqlite_store, client)
-        result = recorder.poll(settings.accounts[0])
-        recorder.close()
-    assert result.error is not None and result.error.kind == "connect"
-    assert sqlite_store.count_rows()["poll_errors"] == 1
-    assert sqlite_store.count_rows()["snapshots"] == 0
+    made = recorder(settings_for(f"http://127.0.0.1:{port}"), sqlite_db)
+    result = made.poller.poll(made.settings.accounts[0])
+    made.close()
+    assert result.error_kind == "connect"
+    assert counts(sqlite_db)["poll_errors"] == 1
+    assert counts(sqlite_db)["snapshots"] == 0
     assert len(failure_lines(caplog)) == 1
 
 
 def test_overload_is_retried_with_growing_delays_within_the_interval(
-    recorder: Recorder, simulator: Simulator, sqlite_store: Store
+    built: app.Recorder, simulator: Simulator, sqlite_db: Database
 ) -> None:
-    recorder.settings = replace(recorder.settings, interval_seconds=10, backoff_base_seconds=0.2)
+    poller = built.poller
+    poller.settings = replace(poller.settings, interval_seconds=10, backoff_base_seconds=0.2)
     simulator.add_fault(Fault.http(503, times=None), API_KEY)
-    result = recorder.poll(recorder.settings.accounts[0])
+    result = poller.poll(poller.settings.accounts[0])
     assert result.error is not None and "attempts" in str(result.error)
     times = [r.at for r in simulator.requests("returnBalances")]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) >= 3
     assert all(later > earlier * 1.1 for earlier, later in itertools.pairwise(gaps))
     assert times[-1] - times[0] < 10 * 0.5 + 0.5  # never past half the interval
-    assert sqlite_store.count_rows()["poll_errors"] == 1
+    assert counts(sqlite_db)["poll_errors"] == 1
 
 
 def test_the_daemon_keeps_its_schedule_through_a_run_of_faults(
-    recorder: Recorder, simulator: Simulator, sqlite_store: Store
+    built: app.Recorder, simulator: Simulator, sqlite_db: Database
 ) -> None:
-    recorder.settings = replace(recorder.settings, interval_seconds=1)
+    built.poller.settings = replace(built.poller.settings, interval_seconds=1)
     sequence = [
         Fault.reset(),
         Fault.http(502),
@@ -139,18 +122,18 @@ def test_the_daemon_keeps_its_schedule_through_a_run_of_faults(
     ]
     for fault in sequence:
         simulator.add_fault(fault, API_KEY)
-    results: list[PollResult] = []
-    recorder.listeners.append(results.append)
-    thread = threading.Thread(target=recorder.run, kwargs={"handle_signals": False})
+    results: list[PollOutcome] = []
+    built.poller.listeners.append(results.append)
+    thread = threading.Thread(target=built.daemon.run, kwargs={"handle_signals": False})
     thread.start()
     try:
         wait_for(lambda: sum(r.ok for r in results) >= 2, timeout=30)
     finally:
-        recorder.stop()
+        built.daemon.stop()
         thread.join(timeout=10)
-    kinds = [r.error.kind for r in results if r.error is not None]
+    kinds = [r.error_kind for r in results if r.error_kind is not None]
     assert kinds == ["connection_lost", "http_status", "not_json", "rate_limit", "invalid_amount"]
     times = [r.at for r in simulator.requests("returnBalances")]
     assert len(times) <= (times[-1] - times[0]) + 2  # one poll per interval, faults or not
-    assert sqlite_store.count_rows()["poll_errors"] == 5
-    assert sqlite_store.count_rows()["snapshots"] >= 2
+    assert counts(sqlite_db)["poll_errors"] == 5
+    assert counts(sqlite_db)["snapshots"] >= 2

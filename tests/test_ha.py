@@ -34,7 +34,7 @@ def snapshots(url: str) -> list[tuple[str, datetime, str]]:
                     "JOIN accounts a ON a.id = s.account_id ORDER BY s.taken_at"
                 )
             ).all()
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
     except sa.exc.DBAPIError:
         return []
     finally:

@@ -14,15 +14,13 @@ from typing import Any
 
 import pytest
 
-from recorder.config import AccountConfig, NotifyRule, Settings
-from recorder.diff import Change
-from recorder.polling.cycle import Recorder
+from recorder.config import NotifyRule
 from recorder.polling.notify import Notifier, selects
-from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
 from recorder.sources.coinw.simulator import Simulator
-from recorder.store.database import Store
-from tests.conftest import API_KEY, SECRET, wait_for
+from recorder.store.database import Database
+from recorder.values import Change
+from tests.conftest import API_KEY, wait_for
+from tests.helpers import counts, recorder, settings_for
 
 
 class Receiver:
@@ -66,37 +64,31 @@ def receiver() -> Iterator[Receiver]:
 
 def record_changes(
     simulator: Simulator,
-    store: Store,
+    db: Database,
     rules: tuple[NotifyRule, ...],
     holdings: list[dict[str, str]],
     **options: Any,
 ) -> Notifier:
-    settings = Settings(
-        base_url=simulator.url,
-        buffer_file=None,
-        fetch_prices=False,
-        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
-    )
+    settings = settings_for(simulator.url, interval_seconds=60, fetch_prices=False)
     notifier = Notifier(rules, **options)
-    with CoinWClient(simulator.url) as client:
-        recorder = Recorder(settings, store, client)
-        recorder.listeners.append(notifier.observe)
-        for held in holdings:
-            simulator.set_holdings(API_KEY, held)
-            began = time.monotonic()
-            assert recorder.poll(settings.accounts[0]).ok
-            assert time.monotonic() - began < 2  # delivery never holds a poll up
-        recorder.close()
+    built = recorder(settings, db)
+    built.poller.listeners.append(notifier.observe)
+    for held in holdings:
+        simulator.set_holdings(API_KEY, held)
+        began = time.monotonic()
+        assert built.poller.poll(settings.accounts[0]).ok
+        assert time.monotonic() - began < 2  # delivery never holds a poll up
+    built.close()
     return notifier
 
 
 def test_selected_changes_are_posted_with_exact_amounts(
-    simulator: Simulator, sqlite_store: Store, receiver: Receiver
+    simulator: Simulator, sqlite_db: Database, receiver: Receiver
 ) -> None:
     rules = (NotifyRule(url=receiver.url, currencies=("BTC",), min_abs_change=Decimal("0.0002")),)
     notifier = record_changes(
         simulator,
-        sqlite_store,
+        sqlite_db,
         rules,
         [
             {"BTC": "0.0012", "ETH": "1"},
@@ -116,10 +108,10 @@ def test_selected_changes_are_posted_with_exact_amounts(
     assert receiver.received[1]["text"] == "main BTC 0.0013 -> 0.0016 (+0.0003)"
 
 
-def test_failed_deliveries_are_retried(simulator: Simulator, sqlite_store: Store) -> None:
+def test_failed_deliveries_are_retried(simulator: Simulator, sqlite_db: Database) -> None:
     flaky = Receiver(failures=2)
     notifier = record_changes(
-        simulator, sqlite_store, (NotifyRule(url=flaky.url),), [{"BTC": "1"}], first_pause=0.05
+        simulator, sqlite_db, (NotifyRule(url=flaky.url),), [{"BTC": "1"}], first_pause=0.05
     )
     wait_for(lambda: flaky.received)
     notifier.close()
@@ -128,14 +120,14 @@ def test_failed_deliveries_are_retried(simulator: Simulator, sqlite_store: Store
 
 
 def test_an_unreachable_receiver_is_logged_and_never_fails_a_poll(
-    simulator: Simulator, sqlite_store: Store, caplog: pytest.LogCaptureFixture
+    simulator: Simulator, sqlite_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = Receiver()
     url = dead.url
     dead.close()  # nothing listens there any more
     notifier = record_changes(
         simulator,
-        sqlite_store,
+        sqlite_db,
         (NotifyRule(url=url),),
         [{"BTC": "1"}, {"BTC": "2"}],
         first_pause=0.01,
@@ -143,11 +135,11 @@ def test_an_unreachable_receiver_is_logged_and_never_fails_a_poll(
     wait_for(lambda: "could not deliver" in caplog.text)
     notifier.close()
     assert "s3cret" not in caplog.text  # the URL's token stays out of the log
-    assert sqlite_store.count_rows()["snapshots"] == 2
+    assert counts(sqlite_db)["snapshots"] == 2
 
 
 def test_a_command_gets_the_change_in_its_environment_and_on_stdin(
-    simulator: Simulator, sqlite_store: Store, tmp_path: Path
+    simulator: Simulator, sqlite_db: Database, tmp_path: Path
 ) -> None:
     out = tmp_path / "alerts.jsonl"
     script = tmp_path / "alert.py"
@@ -160,7 +152,7 @@ def test_a_command_gets_the_change_in_its_environment_and_on_stdin(
     rule = NotifyRule(command=(sys.executable, str(script)), min_rel_change=Decimal("0.5"))
     notifier = record_changes(
         simulator,
-        sqlite_store,
+        sqlite_db,
         (rule,),
         [
             {"BTC": "1"},

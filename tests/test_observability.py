@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from recorder.cli import cli
 from recorder.reports.health import find_gaps
 from recorder.sources.coinw.simulator import Fault, Simulator
-from recorder.store.database import Store
-from tests.conftest import API_KEY, wait_for
+from recorder.store.database import Database
+from tests.conftest import API_KEY, open_db, wait_for
+from tests.helpers import add_snapshot
 
 
 def free_port() -> int:
@@ -114,13 +115,13 @@ def test_status_reports_health_and_exits_1_when_an_account_is_stale(
     assert account["snapshots"] == 1 and account["errors_24h"] == 1 and not account["stale"]
     assert document["size_bytes"] > 0
     # Make the last success three intervals old: the health check fails.
-    store = Store(sqlite_url)
-    with store.engine.begin() as connection:
+    database = Database(sqlite_url)
+    with database.engine.begin() as connection:
         connection.exec_driver_sql(
             "UPDATE snapshots SET taken_at = ?",
             ((datetime.now(UTC) - timedelta(seconds=4)).strftime("%Y-%m-%d %H:%M:%S.%f"),),
         )
-    store.close()
+    database.close()
     stale = runner.invoke(cli, ["status"], env=env)
     assert stale.exit_code == 1
     assert "default: STALE" in stale.stdout
@@ -140,14 +141,11 @@ def test_the_gaps_command_lists_holes_from_the_database(
     env: dict[str, str], sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = Store(sqlite_url)
-    store.ensure_schema()
-    account = store.account_id("default")
+    database = open_db(sqlite_url)
     now = datetime.now(UTC).replace(microsecond=0)
     for seconds in (300, 299, 298, 100, 99):  # a 198 s hole between 298 s and 100 s ago
-        with store.writer() as writer:
-            writer.add_snapshot(account, now - timedelta(seconds=seconds), {"BTC": Decimal(1)}, [])
-    store.close()
+        add_snapshot(database, "default", now - timedelta(seconds=seconds), {"BTC": Decimal(1)})
+    database.close()
     result = CliRunner().invoke(cli, ["gaps", "--format", "json"], env=env)
     assert result.exit_code == 0, result.output
     gaps = json.loads(result.stdout)
@@ -157,17 +155,17 @@ def test_the_gaps_command_lists_holes_from_the_database(
 
 def test_an_account_another_process_took_over_leaves_this_process_metrics() -> None:
     from recorder.errors import AccountLockedError
-    from recorder.polling.cycle import PollResult
     from recorder.polling.metrics import Metrics
-    from recorder.sources.coinw.parse import Snapshot
+    from recorder.values import PollOutcome, PollStatus, Snapshot
 
     metrics = Metrics()
     now = datetime.now(UTC)
-    metrics.observe(PollResult("main", now, Snapshot(now, {"BTC": Decimal("1")})))
+    snapshot = Snapshot(now, {"BTC": Decimal("1")})
+    metrics.observe(PollOutcome("main", now, PollStatus.RECORDED, snapshot))
     text = metrics.registry.get_sample_value
     assert text("recorder_up", {"account": "main"}) == 1
     assert text("recorder_balance", {"account": "main", "currency": "BTC"}) == 1
-    metrics.observe(PollResult("main", now, error=AccountLockedError("held"), skipped=True))
+    metrics.observe(PollOutcome("main", now, PollStatus.SKIPPED, error=AccountLockedError("held")))
     assert text("recorder_up", {"account": "main"}) is None
     assert text("recorder_balance", {"account": "main", "currency": "BTC"}) is None
     assert text("recorder_poll_errors_total", {"account": "main", "kind": "auth"}) is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,13 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from recorder.config import AccountConfig, Settings
-from recorder.polling.cycle import PollResult, Recorder
-from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials
+from recorder import app
 from recorder.sources.coinw.simulator import Simulator
-from recorder.store.database import Store
-from tests.conftest import API_KEY, SECRET, wait_for
+from recorder.values import PollOutcome, PollStatus
+from tests.conftest import API_KEY, wait_for
+from tests.helpers import settings_for
 from tests.proxy import TCPProxy
 
 
@@ -53,40 +50,36 @@ def stored(url: str) -> list[tuple[Decimal, Decimal | None, Decimal | None]]:
         return []  # the recorder has not created the tables yet
     finally:
         engine.dispose()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 def start_recorder(
     url: str, simulator: Simulator, tmp_path: Path
-) -> tuple[Recorder, threading.Thread, list[PollResult], CoinWClient, Store]:
+) -> tuple[app.Recorder, threading.Thread, list[PollOutcome]]:
     simulator.set_holdings(API_KEY, lambda n: {"BTC": str(n)})
-    settings = replace(
-        Settings(),
-        base_url=simulator.url,
-        interval_seconds=1,
+    settings = settings_for(
+        simulator.url,
         database_url=url,
         buffer_file=tmp_path / "buffer.jsonl",
         fetch_prices=False,
-        accounts=(AccountConfig("main", Credentials(API_KEY, Secret(SECRET))),),
     )
-    store = Store(url)
-    client = CoinWClient(simulator.url)
-    recorder = Recorder(settings, store, client)
-    results: list[PollResult] = []
-    recorder.listeners.append(results.append)
-    thread = threading.Thread(target=recorder.run, kwargs={"handle_signals": False})
+    recorder = app.build(settings)
+    results: list[PollOutcome] = []
+    recorder.poller.listeners.append(results.append)
+    thread = threading.Thread(target=recorder.daemon.run, kwargs={"handle_signals": False})
     thread.start()
-    return recorder, thread, results, client, store
+    return recorder, thread, results
 
 
-def stop_recorder(
-    recorder: Recorder, thread: threading.Thread, client: CoinWClient, store: Store
-) -> None:
-    recorder.stop()
+def stop_recorder(recorder: app.Recorder, thread: threading.Thread) -> None:
+    recorder.daemon.stop()
     thread.join(timeout=15)
     assert not thread.is_alive()
-    client.close()
-    store.close()
+    recorder.close()
+
+
+def buffered_polls(results: list[PollOutcome]) -> int:
+    return sum(r.status is PollStatus.BUFFERED for r in results)
 
 
 def check_history(url: str, polls: int) -> None:
@@ -107,18 +100,18 @@ def test_polls_during_a_cut_are_written_in_order_when_the_database_is_back(
 ) -> None:
     url, proxy = proxied
     caplog.set_level(logging.INFO)
-    recorder, thread, results, client, store = start_recorder(url, simulator, tmp_path)
+    recorder, thread, results = start_recorder(url, simulator, tmp_path)
     try:
         wait_for(lambda: len(stored(postgres_url)) >= 2, timeout=20)
         proxy.cut()
         cut_at = ok_polls(simulator)
         wait_for(lambda: ok_polls(simulator) >= cut_at + 4, timeout=20)  # several intervals
-        assert wait_for(lambda: sum(r.buffered for r in results) >= 3, timeout=10)
+        assert wait_for(lambda: buffered_polls(results) >= 3, timeout=10)
         assert (tmp_path / "buffer.jsonl").exists()  # also safe from a restart
         proxy.restore()
         wait_for(lambda: len(stored(postgres_url)) >= ok_polls(simulator) >= cut_at + 4, timeout=20)
     finally:
-        stop_recorder(recorder, thread, client, store)
+        stop_recorder(recorder, thread)
     check_history(postgres_url, ok_polls(simulator))
     assert not (tmp_path / "buffer.jsonl").exists()
     assert "kept main's snapshot" in caplog.text and "buffered" in caplog.text
@@ -134,14 +127,14 @@ def test_the_daemon_starts_while_the_database_is_down_and_catches_up(
 ) -> None:
     url, proxy = proxied
     proxy.cut()
-    recorder, thread, results, client, store = start_recorder(url, simulator, tmp_path)
+    recorder, thread, results = start_recorder(url, simulator, tmp_path)
     try:
-        wait_for(lambda: sum(r.buffered for r in results) >= 3, timeout=20)
+        wait_for(lambda: buffered_polls(results) >= 3, timeout=20)
         assert stored(postgres_url) == []
         proxy.restore()
         wait_for(lambda: len(stored(postgres_url)) >= ok_polls(simulator) >= 4, timeout=20)
     finally:
-        stop_recorder(recorder, thread, client, store)
+        stop_recorder(recorder, thread)
     check_history(postgres_url, ok_polls(simulator))
     assert "Recording starts anyway" in caplog.text
 
@@ -151,17 +144,17 @@ def test_a_restart_writes_what_the_journal_kept(
 ) -> None:
     url, proxy = proxied
     proxy.cut()
-    recorder, thread, results, client, store = start_recorder(url, simulator, tmp_path)
+    recorder, thread, results = start_recorder(url, simulator, tmp_path)
     try:
-        wait_for(lambda: sum(r.buffered for r in results) >= 2, timeout=20)
+        wait_for(lambda: buffered_polls(results) >= 2, timeout=20)
     finally:
-        stop_recorder(recorder, thread, client, store)
+        stop_recorder(recorder, thread)
     buffered = ok_polls(simulator)
     assert len((tmp_path / "buffer.jsonl").read_text().splitlines()) == buffered
     proxy.restore()
-    recorder, thread, results, client, store = start_recorder(url, simulator, tmp_path)
+    recorder, thread, results = start_recorder(url, simulator, tmp_path)
     try:
         wait_for(lambda: len(stored(postgres_url)) >= buffered + 1, timeout=20)
     finally:
-        stop_recorder(recorder, thread, client, store)
+        stop_recorder(recorder, thread)
     check_history(postgres_url, ok_polls(simulator))

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder import errors
-from recorder.sources.coinw.parse import Snapshot, parse_balances, parse_complete_balances
+from recorder.sources.coinw.parse import parse_balances, parse_complete_balances
+from recorder.values import Snapshot
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 DOC = {"code": "200", "msg": "SUCCESS", "success": True, "failed": False}

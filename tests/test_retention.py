@@ -14,10 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from recorder.cli import cli
-from recorder.config import Retention
-from recorder.reports import gather as report
-from recorder.store.database import Store
-from recorder.store.retention import prune, to_delete
+from recorder.reports import gather
+from recorder.store import bulk, history, maintenance, retention
+from recorder.store.database import Database
+from recorder.store.retention import to_delete
+from tests.conftest import open_db
+from tests.helpers import add_snapshot, counts
 
 ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 31, 10, 0, tzinfo=UTC)
@@ -51,51 +53,50 @@ def test_it_keeps_the_last_of_each_hour_and_every_snapshot_with_a_change() -> No
 
 @pytest.fixture
 def generated(db_url: str) -> str:
-    store = Store(db_url)
-    store.ensure_schema()
+    database = open_db(db_url)
     make_history().generate(
-        store, accounts=2, days=3, currencies=4, interval=600, trade_probability=0.05, echo=False
+        database, accounts=2, days=3, currencies=4, interval=600, trade_probability=0.05, echo=False
     )
-    store.close()
+    database.close()
     return db_url
 
 
-def holdings_at(store: Store, moment: datetime) -> dict[tuple[str, str], object]:
-    selection = report.Selection(accounts=store.resolve_accounts())
+def holdings_at(db: Database, moment: datetime) -> dict[tuple[str, str], object]:
+    selection = gather.Selection(accounts=history.resolve_accounts(db))
     return {
         (h.account, h.currency): h.amount
-        for entry in report.holdings_at(store, selection, moment)
+        for entry in gather.holdings_at(db, selection, moment)
         for h in entry.holdings
     }
 
 
 def test_pruning_keeps_the_change_log_and_every_holding_exact(generated: str) -> None:
-    store = Store(generated)
+    db = Database(generated)
     now = datetime.now(UTC)
     moments = [now - timedelta(hours=h, minutes=7) for h in range(0, 72, 5)]
-    before = {m: holdings_at(store, m) for m in moments}
-    counts = store.count_rows()
-    changes_before = store.checksums()["balance_changes"]
+    before = {m: holdings_at(db, m) for m in moments}
+    found = counts(db)
+    changes_before = bulk.checksums(db)["balance_changes"]
 
-    deleted = prune(store, Retention(keep_all_days=1, keep_one_per="hour"), now)
+    deleted = retention.prune(db, 1, "hour", now)
 
-    after = store.count_rows()
-    assert deleted > 0 and after["snapshots"] == counts["snapshots"] - deleted
-    assert store.checksums()["balance_changes"] == changes_before  # not one change row lost
-    assert {m: holdings_at(store, m) for m in moments} == before
+    after = counts(db)
+    assert deleted > 0 and after["snapshots"] == found["snapshots"] - deleted
+    assert bulk.checksums(db)["balance_changes"] == changes_before  # not one change row lost
+    assert {m: holdings_at(db, m) for m in moments} == before
     cutoff = now - timedelta(days=1)
-    for account_id in store.resolve_accounts().values():
-        old = store.prune_candidates(account_id, cutoff)
+    for account_id in history.resolve_accounts(db).values():
+        old = maintenance.prune_candidates(db, account_id, cutoff)
         per_hour: dict[datetime, int] = {}
         for _, taken_at, changed in old:
             if not changed:
                 hour = taken_at.replace(minute=0, second=0, microsecond=0)
                 per_hour[hour] = per_hour.get(hour, 0) + 1
         assert per_hour and max(per_hour.values()) == 1  # one unchanged snapshot per hour
-        recent = store.count_snapshots([account_id], cutoff, None)
+        recent = history.count_snapshots(db, [account_id], cutoff, None)
         assert recent >= 6 * 24 - 1  # everything younger than a day is kept
-    assert prune(store, Retention(keep_all_days=1, keep_one_per="hour"), now) == 0
-    store.close()
+    assert retention.prune(db, 1, "hour", now) == 0
+    db.close()
 
 
 def test_the_prune_command_follows_the_config(generated: str, tmp_path: Path) -> None:
@@ -107,13 +108,13 @@ def test_the_prune_command_follows_the_config(generated: str, tmp_path: Path) ->
     dry = runner.invoke(cli, ["--config", str(config), "prune", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     would = int(dry.stdout.split()[2].replace(",", ""))
-    store = Store(generated)
-    before = store.count_rows()["snapshots"]
+    db = Database(generated)
+    before = counts(db)["snapshots"]
     real = runner.invoke(cli, ["--config", str(config), "prune", "--vacuum"])
     assert real.exit_code == 0, real.output
     assert f"Deleted {would:,} snapshots" in real.stdout
-    assert store.count_rows()["snapshots"] == before - would
-    store.close()
+    assert counts(db)["snapshots"] == before - would
+    db.close()
 
 
 def test_prune_without_retention_says_how_to_configure_it(tmp_path: Path) -> None:
@@ -126,18 +127,16 @@ def test_prune_without_retention_says_how_to_configure_it(tmp_path: Path) -> Non
 
 def test_polls_go_on_while_pruning_runs(generated: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("recorder.store.retention.BATCH", 5)
-    store = Store(generated)
-    account = store.account_id("acct0000")
+    db = Database(generated)
     done = threading.Event()
     thread = threading.Thread(
-        target=lambda: (prune(store, Retention(1, "day"), datetime.now(UTC)), done.set())
+        target=lambda: (retention.prune(db, 1, "day", datetime.now(UTC)), done.set())
     )
     thread.start()
     written = 0
     while not done.is_set() or written < 3:
-        with store.writer() as writer:
-            writer.add_snapshot(account, datetime.now(UTC), {"BTC": Decimal(written + 1)}, [])
+        add_snapshot(db, "acct0000", datetime.now(UTC), {"BTC": Decimal(written + 1)}, [])
         written += 1
     thread.join(timeout=60)
     assert done.is_set() and written >= 3
-    store.close()
+    db.close()

@@ -16,12 +16,14 @@ from click.testing import CliRunner
 
 from recorder import config
 from recorder.cli import cli
-from recorder.sources.coinw.client import Credentials, signed_query
+from recorder.secret import Secret
+from recorder.sources.coinw.client import signed_query
 from recorder.sources.coinw.simulator import Fault, Simulator
+from recorder.values import Credentials
 from tests.conftest import API_KEY, SECRET, snapshot_count, wait_for
 from tests.test_docs import all_commands
 
-SIGNATURE = signed_query("returnBalances", Credentials(API_KEY, config.Secret(SECRET)))["sign"]
+SIGNATURE = signed_query("returnBalances", Credentials(API_KEY, Secret(SECRET)))["sign"]
 
 
 def assert_clean(text: str | bytes, where: str) -> None:

@@ -7,8 +7,9 @@ import pytest
 
 from recorder import errors
 from recorder.secret import Secret
-from recorder.sources.coinw.client import CoinWClient, Credentials, signed_query
+from recorder.sources.coinw.client import CoinWClient, signed_query
 from recorder.sources.coinw.simulator import Fault, Simulator
+from recorder.values import Credentials
 from tests.conftest import API_KEY, SECRET
 
 GOOD = Credentials(API_KEY, Secret(SECRET))

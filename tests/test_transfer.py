@@ -11,15 +11,18 @@ from click.testing import CliRunner
 
 from recorder.cli import cli
 from recorder.errors import InputError
+from recorder.store import bulk, writes
 from recorder.store.copy import copy_history
-from recorder.store.database import Store
-from tests.conftest import fresh_database
+from recorder.store.database import Database
+from recorder.values import Snapshot
+from tests.conftest import fresh_database, open_db
+from tests.helpers import counts
 from tests.history import record
 
 
 def dump(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every table's rows, amounts as Decimal and times as UTC text, for comparing."""
-    store = Store(url)
+    db = Database(url)
     tables = {
         "accounts": "SELECT id, name FROM accounts ORDER BY id",
         "snapshots": "SELECT id, account_id, taken_at, total_value_usdt, unpriced_count, "
@@ -36,17 +39,17 @@ def dump(url: str) -> dict[str, list[tuple[object, ...]]]:
         if isinstance(value, Decimal | str) and str(value).lstrip("-").replace(".", "").isdigit():
             return Decimal(str(value))
         if hasattr(value, "isoformat"):
-            return store.time_from_storage(value).isoformat()
+            return db.dialect.time_from_storage(value).isoformat()
         if isinstance(value, str) and len(value) == 26 and value[10] == " ":
-            return store.time_from_storage(value).isoformat()
+            return db.dialect.time_from_storage(value).isoformat()
         return value
 
-    with store.engine.connect() as connection:
+    with db.engine.connect() as connection:
         result = {
             table: [tuple(normal(v) for v in row) for row in connection.exec_driver_sql(sql)]
             for table, sql in tables.items()
         }
-    store.close()
+    db.close()
     return result
 
 
@@ -54,14 +57,17 @@ def dump(url: str) -> dict[str, list[tuple[object, ...]]]:
 def source(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'source.db'}"
     record(url)
-    store = Store(url)
-    store.add_poll_error(
-        store.account_id("main"),
-        store.time_from_storage("2026-04-01 10:00:00.000000"),
-        "timeout",
-        "CoinW did not answer within 10 s.",
-    )
-    store.close()
+    db = Database(url)
+    with db.transaction() as connection:
+        writes.add_poll_error(
+            db,
+            connection,
+            writes.account_id(db, "main"),
+            db.dialect.time_from_storage("2026-04-01 10:00:00.000000"),
+            "timeout",
+            "CoinW did not answer within 10 s.",
+        )
+    db.close()
     return url
 
 
@@ -81,18 +87,19 @@ def test_copy_moves_the_whole_history_exactly_and_a_rerun_adds_nothing(
         assert "Copied 0 accounts, 0 snapshots, 0 balances" in second.stdout
         assert dump(target) == dump(source)
         # The target works as a recorder database afterwards: new ids do not collide.
-        store = Store(target)
-        with store.writer() as writer:
-            new_id = writer.add_snapshot(
-                1, store.time_from_storage("2026-05-01 00:00:00"), {"BTC": Decimal(1)}, []
-            )
-        assert new_id > max(r[0] for r in dump(source)["snapshots"])
-        store.close()
+        db = Database(target)
+        snapshot = Snapshot(
+            db.dialect.time_from_storage("2026-05-01 00:00:00"), {"BTC": Decimal(1)}
+        )
+        with db.transaction() as connection:
+            new_id = writes.add_snapshot(db, connection, 1, snapshot, [])
+        assert new_id > max(int(str(r[0])) for r in dump(source)["snapshots"])
+        db.close()
 
 
 def test_an_interrupted_copy_resumes_where_it_stopped(source: str, tmp_path: Path) -> None:
     target_url = f"sqlite:///{tmp_path / 'target.db'}"
-    src, target = Store(source), Store(target_url)
+    src, target = Database(source), Database(target_url)
     calls = 0
 
     def stop_after_first_chunk(_rows: int) -> None:
@@ -103,8 +110,8 @@ def test_an_interrupted_copy_resumes_where_it_stopped(source: str, tmp_path: Pat
 
     with pytest.raises(KeyboardInterrupt):
         copy_history(src, target, chunk=1, progress=stop_after_first_chunk)
-    partial = target.count_rows()["snapshots"]
-    assert 0 < partial < src.count_rows()["snapshots"]
+    partial = counts(target)["snapshots"]
+    assert 0 < partial < counts(src)["snapshots"]
     copy_history(src, target, chunk=1)
     src.close()
     target.close()
@@ -113,21 +120,20 @@ def test_an_interrupted_copy_resumes_where_it_stopped(source: str, tmp_path: Pat
 
 def test_copy_refuses_a_target_with_another_history(source: str, tmp_path: Path) -> None:
     target_url = f"sqlite:///{tmp_path / 'other.db'}"
-    other = Store(target_url)
-    other.ensure_schema()
-    other.account_id("someone-else")
+    other = open_db(target_url)
+    writes.account_id(other, "someone-else")
     with pytest.raises(InputError, match="different history"):
-        copy_history(Store(source), other)
+        copy_history(Database(source), other)
     other.close()
 
 
 def test_amount_sums_are_exact_on_every_backend(source: str) -> None:
-    store = Store(source)
-    checksums = store.checksums()
+    db = Database(source)
+    checksums = bulk.checksums(db)
     engine = sa.create_engine(source)
     with engine.connect() as connection:
         amounts = [Decimal(v) for (v,) in connection.exec_driver_sql("SELECT amount FROM balances")]
     engine.dispose()
-    store.close()
+    db.close()
     assert checksums["balances"][0] == len(amounts)
     assert checksums["balances"][1] > sum(amounts)  # prices and values are summed too

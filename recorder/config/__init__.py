@@ -1,9 +1,8 @@
-"""Settings: a TOML file plus environment variables, checked strictly at start."""
+"""Settings: declared once (settings.py), read strictly from a TOML file and the
+environment (load.py) with small readers (readers.py) that refuse anything ambiguous."""
 
-from recorder.config.load import (
-    _ACCOUNT_KEYS,
-    _TOP_KEYS,
-    ENVIRONMENT,
+from recorder.config.load import ACCOUNT_KEYS, TOP_KEYS, environment, load, reference_table
+from recorder.config.settings import (
     LOG_FORMATS,
     LOG_LEVELS,
     AccountConfig,
@@ -11,21 +10,19 @@ from recorder.config.load import (
     NotifyRule,
     Retention,
     Settings,
-    load,
 )
-from recorder.secret import Secret
 
 __all__ = [
-    "ENVIRONMENT",
+    "ACCOUNT_KEYS",
     "LOG_FORMATS",
     "LOG_LEVELS",
-    "_ACCOUNT_KEYS",
-    "_TOP_KEYS",
+    "TOP_KEYS",
     "AccountConfig",
     "MetricsConfig",
     "NotifyRule",
     "Retention",
-    "Secret",
     "Settings",
+    "environment",
     "load",
+    "reference_table",
 ]

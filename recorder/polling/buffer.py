@@ -15,79 +15,61 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from recorder import amounts
-from recorder.polling.pricing import Valuation
+from recorder.values import Observation, Snapshot, Valuation
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A poll's outcome waiting to be stored: a snapshot, or a failed poll."""
-
-    account: str
-    at: datetime  # taken_at of a snapshot, attempted_at of a failure
-    balances: dict[str, Decimal] = field(default_factory=dict)
-    parts: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
-    valuation: Valuation = field(default_factory=Valuation)
-    error_kind: str | None = None  # set for a failed poll
-    message: str = ""
-
-    @property
-    def is_snapshot(self) -> bool:
-        """True for a snapshot, False for a failed poll."""
-        return self.error_kind is None
-
-    def describe(self) -> str:
-        """'main's snapshot of 2026-...' for log lines."""
-        what = "snapshot" if self.is_snapshot else f"failed poll ({self.error_kind})"
-        return f"{self.account}'s {what} of {self.at.isoformat()}"
-
-
-def _decimals(mapping: dict[str, Decimal]) -> dict[str, str]:
+def _decimals(mapping: Mapping[str, Decimal]) -> dict[str, str]:
     return {key: amounts.to_text(value) for key, value in mapping.items()}
 
 
-def to_json(entry: Pending) -> str:
+def to_json(entry: Observation) -> str:
     """One journal line."""
-    valuation = entry.valuation
-    return json.dumps(
-        {
-            "account": entry.account,
-            "at": entry.at.isoformat(),
-            "balances": _decimals(entry.balances),
-            "parts": {
-                c: [amounts.to_text(a), amounts.to_text(o)] for c, (a, o) in entry.parts.items()
+    document: dict[str, Any] = {
+        "account": entry.account,
+        "at": entry.at.isoformat(),
+        "error_kind": entry.error_kind,
+        "message": entry.message,
+    }
+    snapshot = entry.snapshot
+    if snapshot is not None:
+        valuation = snapshot.valuation or Valuation()
+        document.update(
+            balances=_decimals(snapshot.balances),
+            parts={
+                c: [amounts.to_text(a), amounts.to_text(o)] for c, (a, o) in snapshot.parts.items()
             },
-            "prices": _decimals(dict(valuation.prices)),
-            "values": _decimals(dict(valuation.values)),
-            "total": amounts.to_text(valuation.total) if valuation.total is not None else None,
-            "unpriced": list(valuation.unpriced),
-            "error_kind": entry.error_kind,
-            "message": entry.message,
-        },
-        separators=(",", ":"),
-    )
+            prices=_decimals(valuation.prices),
+            values=_decimals(valuation.values),
+            total=amounts.to_text(valuation.total) if valuation.total is not None else None,
+            unpriced=list(valuation.unpriced),
+        )
+    return json.dumps(document, separators=(",", ":"))
 
 
-def from_json(line: str) -> Pending:
+def from_json(line: str) -> Observation:
     """Read back a journal line written by `to_json`."""
     data: dict[str, Any] = json.loads(line)
 
     def decimals(mapping: dict[str, str]) -> dict[str, Decimal]:
         return {key: amounts.from_text(value) for key, value in mapping.items()}
 
+    at = datetime.fromisoformat(data["at"])
+    if data.get("error_kind") is not None:
+        return Observation.of_failure(
+            data["account"], at, data["error_kind"], data.get("message", "")
+        )
     total = data.get("total")
-    return Pending(
-        account=data["account"],
-        at=datetime.fromisoformat(data["at"]),
+    snapshot = Snapshot(
+        taken_at=at,
         balances=decimals(data.get("balances", {})),
         parts={
             c: (amounts.from_text(a), amounts.from_text(o))
@@ -99,18 +81,17 @@ def from_json(line: str) -> Pending:
             total=amounts.from_text(total) if total is not None else None,
             unpriced=tuple(data.get("unpriced", ())),
         ),
-        error_kind=data.get("error_kind"),
-        message=data.get("message", ""),
     )
+    return Observation.of_snapshot(data["account"], snapshot)
 
 
 class OutageBuffer:
-    """A bounded FIFO of Pending entries, mirrored in a journal file when one is given."""
+    """A bounded FIFO of Observation entries, mirrored in a journal file when one is given."""
 
     def __init__(self, journal: Path | None, capacity: int) -> None:
         self.journal = journal
         self.capacity = capacity
-        self._entries: deque[Pending] = deque()
+        self._entries: deque[Observation] = deque()
         self._lock = threading.RLock()
         if journal is not None and journal.exists():
             self._load(journal)
@@ -144,7 +125,7 @@ class OutageBuffer:
         with self._lock:
             return sum(1 for entry in self._entries if entry.is_snapshot)
 
-    def add(self, entry: Pending) -> list[Pending]:
+    def add(self, entry: Observation) -> list[Observation]:
         """Keep `entry`; returns what had to be dropped to make room (usually nothing)."""
         with self._lock:
             dropped = []
@@ -157,14 +138,14 @@ class OutageBuffer:
                 self._append(entry)
             return dropped
 
-    def _drop_one(self) -> Pending:
+    def _drop_one(self) -> Observation:
         """The least valuable entry: a repeated snapshot, else a failure, else the oldest."""
-        last: dict[str, Pending] = {}
+        last: dict[str, Observation] = {}
         for index, entry in enumerate(self._entries):
             if not entry.is_snapshot:
                 continue
             previous = last.get(entry.account)
-            if previous is not None and previous.balances == entry.balances:
+            if previous is not None and _same_holdings(previous, entry):
                 del self._entries[index]
                 return entry
             last[entry.account] = entry
@@ -174,11 +155,11 @@ class OutageBuffer:
                 return entry
         return self._entries.popleft()
 
-    def __iter__(self) -> Iterator[Pending]:
+    def __iter__(self) -> Iterator[Observation]:
         with self._lock:
             return iter(list(self._entries))
 
-    def peek(self) -> Pending | None:
+    def peek(self) -> Observation | None:
         """The oldest entry, or None."""
         with self._lock:
             return self._entries[0] if self._entries else None
@@ -201,7 +182,7 @@ class OutageBuffer:
         with self._lock:
             self._rewrite()
 
-    def _append(self, entry: Pending) -> None:
+    def _append(self, entry: Observation) -> None:
         if self.journal is None:
             return
         try:
@@ -234,3 +215,11 @@ class OutageBuffer:
             os.replace(temporary, self.journal)  # atomic: the old journal or the new one
         except OSError as error:
             log.error("Could not rewrite the buffer journal %s (%s).", self.journal, error.strerror)
+
+
+def _same_holdings(a: Observation, b: Observation) -> bool:
+    return (
+        a.snapshot is not None
+        and b.snapshot is not None
+        and (a.snapshot.balances == b.snapshot.balances)
+    )

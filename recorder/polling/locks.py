@@ -15,7 +15,8 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from recorder.store.database import AdvisoryLocks, Store
+from recorder.store.database import Database
+from recorder.store.locks import LockSession
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class FileLocks(AccountLocks):
 class DatabaseLocks(AccountLocks):
     """Locks held by a dedicated database session; lost when that session is."""
 
-    def __init__(self, session: AdvisoryLocks, database: str) -> None:
+    def __init__(self, session: LockSession, database: str) -> None:
         self._session = session
         self._database = database
         self._held: set[str] = set()
@@ -112,12 +113,52 @@ class DatabaseLocks(AccountLocks):
             self._held.clear()
 
 
-def for_store(store: Store) -> AccountLocks:
-    """The right kind of lock for the store's backend."""
-    session = store.advisory_locks()
-    if session is not None:
-        return DatabaseLocks(session, store.url.database or "")
-    database = store.url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:") or os.name != "posix":
+class Claims:
+    """This process's answer for each account, asked of the locks before every poll and
+    every late write; each change of answer is logged once."""
+
+    def __init__(self, account_locks: AccountLocks) -> None:
+        self.locks = account_locks
+        self._last: dict[str, Claim] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, account: str) -> Claim:
+        """Whether this process may record `account` now."""
+        claim = self.locks.claim(account)
+        with self._lock:
+            previous = self._last.get(account)
+            self._last[account] = claim
+        if claim is previous:
+            return claim
+        extra = {"account": account}
+        if claim is Claim.BUSY:
+            log.warning(
+                "%s: another recorder process is recording this account; this one will not "
+                "poll it, and checks again every interval.",
+                account,
+                extra=extra,
+            )
+        elif claim is Claim.UNKNOWN:
+            log.warning(
+                "%s: the database that holds the account locks is unreachable; polling "
+                "anyway, into the local buffer, until the lock can be taken.",
+                account,
+                extra=extra,
+            )
+        elif previous is not None:
+            log.info("%s: this process records the account now.", account, extra=extra)
+        return claim
+
+    def close(self) -> None:
+        """Release every lock."""
+        self.locks.close()
+
+
+def for_database(db: Database) -> AccountLocks:
+    """The right kind of lock for the database: named locks on a server, a lock file
+    beside a SQLite file, none for SQLite in memory."""
+    if db.dialect.server:
+        return DatabaseLocks(LockSession(db), db.url.database or "")
+    if db.path is None or os.name != "posix":
         return AccountLocks()
-    return FileLocks(Path(f"{Path(database).expanduser().resolve()}.recorder-lock"))
+    return FileLocks(db.path.with_name(db.path.name + ".recorder-lock"))

@@ -22,8 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from recorder.errors import PollError
-from recorder.polling.cycle import PollResult
+from recorder.values import PollOutcome, PollStatus
 
 
 class Metrics:
@@ -83,21 +82,21 @@ class Metrics:
         self._lock = threading.Lock()
         self._server: Any = None
 
-    def observe(self, result: PollResult) -> None:
+    def observe(self, result: PollOutcome) -> None:
         """Update from one poll (a recorder listener)."""
-        if result.replayed:
+        if result.status is PollStatus.REPLAYED:
             return  # written late from the buffer: already counted when polled
         account = result.account
-        if result.skipped:
+        if result.status is PollStatus.SKIPPED:
             self._forget(account)  # another process records it: its series are not ours
             return
         self.duration.observe(result.duration)
         if result.scheduled_at is not None:
             late = (result.attempted_at - result.scheduled_at).total_seconds()
             self.lateness.observe(max(0.0, late))
-        if isinstance(result.error, PollError):
+        if result.status is PollStatus.FAILED:
             self.up.labels(account).set(0)
-            self.errors.labels(account, result.error.kind).inc()
+            self.errors.labels(account, result.error_kind or "poll_error").inc()
             return
         self.up.labels(account).set(1)
         self.last_success.labels(account).set(result.attempted_at.timestamp())
@@ -110,8 +109,9 @@ class Metrics:
             self._held[account] = set(balances)
         for currency, amount in balances.items():
             self.balance.labels(account, currency).set(float(amount))  # float-ok: a gauge
-        if result.valuation is not None and result.valuation.total is not None:
-            self.value.labels(account).set(float(result.valuation.total))  # float-ok: a gauge
+        valuation = result.snapshot.valuation
+        if valuation is not None and valuation.total is not None:
+            self.value.labels(account).set(float(valuation.total))  # float-ok: a gauge
 
     def _forget(self, account: str) -> None:
         with self._lock:

@@ -23,8 +23,7 @@ import httpx
 
 from recorder import __version__, amounts
 from recorder.config import NotifyRule as Rule
-from recorder.diff import Change
-from recorder.polling.cycle import PollResult
+from recorder.values import Change, PollOutcome
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def describe(rule: Rule) -> str:
     return f"command {rule.command[0]}"
 
 
-def payload(account: str, change: Change, result: PollResult) -> dict[str, Any]:
+def payload(account: str, change: Change, result: PollOutcome) -> dict[str, Any]:
     """The JSON document sent for one change; amounts as exact strings."""
 
     def text(value: Decimal | None) -> str | None:
@@ -91,7 +90,7 @@ class Notifier:
         self._worker = threading.Thread(target=self._deliver_all, name="notify", daemon=True)
         self._worker.start()
 
-    def observe(self, result: PollResult) -> None:
+    def observe(self, result: PollOutcome) -> None:
         """Queue a delivery for every change a rule selects (a recorder listener)."""
         for change in result.changes:
             for rule in self.rules:

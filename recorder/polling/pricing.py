@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,27 +18,13 @@ from recorder import amounts
 from recorder.errors import PollError
 from recorder.sources.coinw.parse import parse_amount
 from recorder.sources.pacing import RateLimiter
+from recorder.values import Valuation
 
 log = logging.getLogger(__name__)
 
 QUOTE = "USDT"
 #: CoinW allows 80 public requests per second per IP; one ticker per round is far below.
 TICKER_LIMIT = (10, 1.0)
-
-
-@dataclass(frozen=True)
-class Valuation:
-    """Prices and values of one snapshot's holdings."""
-
-    prices: Mapping[str, Decimal] = field(default_factory=dict)  # priced currencies only
-    values: Mapping[str, Decimal] = field(default_factory=dict)
-    total: Decimal | None = None  # sum of the priced values; None when nothing is priced
-    unpriced: tuple[str, ...] = ()
-
-    @property
-    def unpriced_count(self) -> int:
-        """How many held currencies have no price."""
-        return len(self.unpriced)
 
 
 def last_prices(ticker: Mapping[str, Any]) -> dict[str, Decimal]:

@@ -8,12 +8,16 @@ longer than two intervals without a successful snapshot.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from recorder.store.database import Store
+from recorder import text
+from recorder.store import migrate, status
+from recorder.store.database import Database
+from recorder.values import ErrorRow
 
 STALE_INTERVALS = 3
 GAP_INTERVALS = 2
@@ -26,28 +30,113 @@ class AccountStatus:
     account: str
     last_success: datetime | None
     age: timedelta | None
-    last_error: Mapping[str, Any] | None
+    last_error: ErrorRow | None
     errors_24h: int
     snapshots: int
     stale: bool
 
 
+@dataclass(frozen=True)
+class StatusReport:
+    """The health of the recording: the database and every account."""
+
+    database: str
+    size_bytes: int | None
+    schema_revision: str | None
+    checked_at: datetime
+    interval_seconds: float
+    accounts: list[AccountStatus]
+
+    @property
+    def healthy(self) -> bool:
+        """False when an account is stale, or there is no account to check."""
+        return bool(self.accounts) and not any(a.stale for a in self.accounts)
+
+
 def account_statuses(
-    store: Store, accounts: Mapping[str, int], interval: float, now: datetime
+    db: Database, accounts: Mapping[str, int], interval: float, now: datetime
 ) -> list[AccountStatus]:
     """The health of each account; stale when silent for more than three intervals."""
     result = []
     for name, account_id in accounts.items():
-        found = store.account_status(account_id, now - timedelta(hours=24))
-        last = found["last_success"]
+        found = status.account_activity(db, account_id, now - timedelta(hours=24))
+        last = found.last_success
         age = now - last if last is not None else None
         stale = age is None or age > timedelta(seconds=STALE_INTERVALS * interval)
         result.append(
             AccountStatus(
-                name, last, age, found["last_error"], found["errors_24h"], found["snapshots"], stale
+                name, last, age, found.last_error, found.errors_since, found.snapshots, stale
             )
         )
     return result
+
+
+def status_report(
+    db: Database, accounts: Mapping[str, int], interval: float, now: datetime
+) -> StatusReport:
+    """Everything `recorder status` shows."""
+    return StatusReport(
+        database=db.display_url,
+        size_bytes=status.database_size(db),
+        schema_revision=migrate.current_revision(db),
+        checked_at=now,
+        interval_seconds=interval,
+        accounts=account_statuses(db, accounts, interval, now),
+    )
+
+
+def status_json(report: StatusReport) -> str:
+    """`recorder status --format json`."""
+
+    def error(row: ErrorRow | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        return {"at": row.at.isoformat(), "kind": row.kind, "message": text.safe(row.message)}
+
+    return json.dumps(
+        {
+            "database": report.database,
+            "size_bytes": report.size_bytes,
+            "schema_revision": report.schema_revision,
+            "checked_at": report.checked_at.isoformat(),
+            "interval_seconds": report.interval_seconds,
+            "accounts": [
+                {
+                    "account": s.account,
+                    "stale": s.stale,
+                    "last_success": s.last_success.isoformat() if s.last_success else None,
+                    "age_seconds": s.age.total_seconds() if s.age else None,
+                    "last_error": error(s.last_error),
+                    "errors_24h": s.errors_24h,
+                    "snapshots": s.snapshots,
+                }
+                for s in report.accounts
+            ],
+        },
+        indent=2,
+    )
+
+
+def status_lines(report: StatusReport) -> Iterator[str]:
+    """`recorder status` as readable lines."""
+    size = report.size_bytes
+    megabytes = f"{size / 1e6:,.1f} MB" if size is not None else "unknown size"
+    yield f"Database {report.database}: {megabytes}, schema {report.schema_revision}"
+    for s in report.accounts:
+        when = (
+            f"last success {s.last_success.isoformat(timespec='seconds')} ({human(s.age)} ago)"
+            if s.last_success and s.age is not None
+            else "never succeeded"
+        )
+        line = f"{s.account}: {'STALE, ' if s.stale else ''}{when}; {s.snapshots:,} "
+        line += f"snapshots; {s.errors_24h} errors in 24 h"
+        if s.last_error:
+            error = s.last_error
+            line += (
+                f"; last error {error.at.isoformat(timespec='seconds')} "
+                f"{error.kind}: {text.safe(error.message)}"
+            )
+        yield line
 
 
 @dataclass(frozen=True)
@@ -75,7 +164,7 @@ def find_gaps(
 
 
 def gaps(
-    store: Store,
+    db: Database,
     accounts: Mapping[str, int],
     interval: float,
     since: datetime | None,
@@ -86,7 +175,7 @@ def gaps(
     threshold = timedelta(seconds=GAP_INTERVALS * interval)
     found: list[Gap] = []
     for name, account_id in accounts.items():
-        times = store.iter_snapshot_times(account_id, since, until)
+        times = status.iter_snapshot_times(db, account_id, since, until)
         found.extend(find_gaps(name, times, threshold, None if until else now))
     return found
 

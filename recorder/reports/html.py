@@ -17,8 +17,10 @@ from typing import Any
 
 from recorder import amounts, timespec
 from recorder.errors import ConfigError
-from recorder.reports import gather as report
-from recorder.store.database import Holding, SnapshotRef, Store
+from recorder.reports import formats, gather
+from recorder.store import history
+from recorder.store.database import Database
+from recorder.values import Holding, StoredSnapshot
 
 #: Charts are drawn from at most this many points per account; longer histories are
 #: thinned to the last snapshot of each hour, day or week.
@@ -36,22 +38,24 @@ class Series:
     unpriced: set[str]
 
 
-def choose_refs(store: Store, selection: report.Selection, now: datetime) -> list[SnapshotRef]:
+def choose_snapshots(
+    db: Database, selection: gather.Selection, now: datetime
+) -> list[StoredSnapshot]:
     """The snapshots to chart: all of them when few, else the last of each period."""
-    span = store.time_range(list(selection.accounts.values()))
+    span = history.time_range(db, selection.account_ids)
     if span is None:
         return []
     since = max(selection.since or span[0], span[0])
     until = min(selection.until or now, span[1])
     seconds = max((until - since).total_seconds(), 1)
-    counts = store.count_snapshots(list(selection.accounts.values()), since, until)
+    counts = history.count_snapshots(db, selection.account_ids, since, until)
     if counts <= MAX_POINTS * max(1, len(selection.accounts)):
-        return store.snapshot_refs(list(selection.accounts.values()), since, until)
+        return history.snapshots_in(db, selection.accounts, since, until)
     every = "hour" if seconds <= 60 * 86400 else "day" if seconds <= 4 * 365 * 86400 else "week"
-    return [ref for _, ref in report.period_snapshots(store, selection, every, now)]
+    return [snapshot for _, snapshot in gather.period_snapshots(db, selection, every, now)]
 
 
-def build_series(refs: Sequence[SnapshotRef], holdings: Sequence[Holding]) -> Series:
+def build_series(refs: Sequence[StoredSnapshot], holdings: Sequence[Holding]) -> Series:
     """Portfolio totals and per-currency values at each snapshot time, across accounts."""
     by_snapshot: dict[int, list[Holding]] = {}
     for row in holdings:
@@ -86,7 +90,7 @@ def _figure_svg(draw: Any, zone: tzinfo) -> str:
         import matplotlib.dates as mdates
         from matplotlib.figure import Figure
     except ModuleNotFoundError:
-        raise ConfigError(f"HTML reports need matplotlib: {report.REPORT_EXTRA_HINT}.") from None
+        raise ConfigError(f"HTML reports need matplotlib: {formats.REPORT_EXTRA_HINT}.") from None
     matplotlib.rcParams["svg.hashsalt"] = "recorder"  # stable ids: reproducible files
     figure = Figure(figsize=(10, 3.6), dpi=96, layout="constrained")
     axes = figure.add_subplot()
@@ -145,14 +149,14 @@ def currency_chart(series: Series, zone: tzinfo) -> str:
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], zone: tzinfo) -> str:
     head = "".join(
-        f'<th class="{"num" if c in report._NUMERIC else ""}">{html.escape(c)}</th>'
+        f'<th class="{"num" if c in formats.NUMERIC else ""}">{html.escape(c)}</th>'
         for c in columns
     )
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{"num" if c in report._NUMERIC else ""}">'
-            f"{html.escape(report.text(v, zone, precise=False))}</td>"
+            f'<td class="{"num" if c in formats.NUMERIC else ""}">'
+            f"{html.escape(formats.text(v, zone, precise=False))}</td>"
             for c, v in zip(columns, row, strict=True)
         )
         + "</tr>"
@@ -177,12 +181,12 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 
 
 def render(
-    store: Store, selection: report.Selection, now: datetime, title: str | None = None
+    db: Database, selection: gather.Selection, now: datetime, title: str | None = None
 ) -> str:
     """The whole report as one HTML document."""
     zone = selection.zone
-    refs = choose_refs(store, selection, now)
-    holdings = store.holdings_of(refs, selection.currencies)
+    refs = choose_snapshots(db, selection, now)
+    holdings = history.holdings_of(db, refs, selection.currencies)
     series = build_series(refs, holdings)
     end = selection.until or now
     if series.times and end > series.times[-1]:
@@ -191,18 +195,18 @@ def render(
         series.totals.append(series.totals[-1])
         for values in series.per_currency.values():
             values.append(values[-1])
-    at_end = report.holdings_at(store, selection, end)
-    change_rows = list(report.changes(store, selection))
+    at_end = gather.holdings_at(db, selection, end)
+    change_rows = list(gather.changes(db, selection))
     shown_changes = change_rows[-MAX_CHANGES:]
     accounts = ", ".join(selection.accounts) or "no accounts"
     start = selection.since or (series.times[0] if series.times else end)
     title = title or f"CoinW balances: {accounts}"
-    end_rows = [report.holding_cells(h) for entry in at_end for h in entry.holdings]
+    end_rows = [formats.holding_cells(h) for entry in at_end for h in entry.holdings]
     first_total = series.totals[0] if series.totals else None
     last_total = series.totals[-1] if series.totals else None
     cards = [
-        ("Total value at the end", f"{report.text(last_total, zone) or '-'} USDT"),
-        ("At the start", f"{report.text(first_total, zone) or '-'} USDT"),
+        ("Total value at the end", f"{formats.text(last_total, zone) or '-'} USDT"),
+        ("At the start", f"{formats.text(first_total, zone) or '-'} USDT"),
         ("Snapshots charted", str(len(refs))),
         ("Changes in the period", str(len(change_rows))),
     ]
@@ -241,10 +245,10 @@ def render(
 {charts}
 {unpriced_note}
 <h2>Holdings at the end of the period</h2>
-{_table(report.HOLDING_COLUMNS, end_rows, zone)}
+{_table(gather.HOLDING_COLUMNS, end_rows, zone)}
 <h2>Changes in the period</h2>
 {changes_note}
-{_table(report.CHANGE_COLUMNS, [report.change_cells(c) for c in reversed(shown_changes)], zone)}
+{_table(gather.CHANGE_COLUMNS, [formats.change_cells(c) for c in reversed(shown_changes)], zone)}
 <p class="note">Generated by recorder at {html.escape(timespec.show(now, zone, precise=False))}.
 </p>
 </body></html>

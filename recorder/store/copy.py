@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from recorder.errors import InputError, StoreError
+from recorder.store import bulk, maintenance, migrate
 from recorder.store import schema as models
-from recorder.store.database import Store
+from recorder.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ class CopyReport:
     checksums: dict[str, tuple[int, Decimal]]
 
 
-def _copy_accounts(source: Store, target: Store) -> int:
-    wanted = source.raw_accounts()
-    present = dict(target.raw_accounts())
+def _copy_accounts(source: Database, target: Database) -> int:
+    wanted = bulk.accounts(source)
+    present = dict(bulk.accounts(target))
     by_name = {name: account_id for account_id, name in present.items()}
     missing = []
     for account_id, name in wanted:
@@ -48,14 +49,14 @@ def _copy_accounts(source: Store, target: Store) -> int:
             )
         if account_id not in present:
             missing.append((account_id, name))
-    with target.bulk() as bulk:
-        bulk.insert("accounts", ("id", "name"), missing)
+    with bulk.bulk(target) as writer:
+        writer.insert("accounts", ("id", "name"), missing)
     return len(missing)
 
 
 def copy_history(
-    source: Store,
-    target: Store,
+    source: Database,
+    target: Database,
     *,
     chunk: int = 5000,
     progress: Callable[[int], None] | None = None,
@@ -63,8 +64,8 @@ def copy_history(
     """Copy everything in `source` that `target` lacks, then verify the two agree."""
     if source.display_url == target.display_url:
         raise InputError("The source and the target are the same database.")
-    source.ensure_schema()
-    target.ensure_schema()
+    migrate.ensure_schema(source)
+    migrate.ensure_schema(target)
     copied = {
         "accounts": _copy_accounts(source, target),
         "snapshots": 0,
@@ -72,29 +73,30 @@ def copy_history(
         "balance_changes": 0,
         "poll_errors": 0,
     }
-    last = source.max_key("snapshots")
-    done = target.max_key("snapshots")
+    last = bulk.max_id(source, "snapshots")
+    done = bulk.max_id(target, "snapshots")
     if done > last:
         raise InputError(
             "The target database holds snapshots the source does not have; copy "
             "into an empty database."
         )
+    stored = target.dialect.storage_time
     if done:
         log.info("The target already holds snapshots up to id %d; resuming after it.", done)
     while done < last:
         up_to = min(done + chunk, last)
-        snapshots, balances, changes = source.raw_snapshot_chunk(done, up_to)
-        with target.bulk() as bulk:
-            bulk.insert(
+        snapshots, balances, changes = bulk.snapshot_chunk(source, done, up_to)
+        with bulk.bulk(target) as writer:
+            writer.insert(
                 "snapshots",
                 SNAPSHOT_COLUMNS,
-                [(i, a, target.storage_time(t), v, u, r) for i, a, t, v, u, r in snapshots],
+                [(i, a, stored(t), v, u, r) for i, a, t, v, u, r in snapshots],
             )
-            bulk.insert("balances", BALANCE_COLUMNS, balances)
-            bulk.insert(
+            writer.insert("balances", BALANCE_COLUMNS, balances)
+            writer.insert(
                 "balance_changes",
                 CHANGE_COLUMNS,
-                [(*row[:7], target.storage_time(row[7])) for row in changes],
+                [(*row[:7], stored(row[7])) for row in changes],
             )
         copied["snapshots"] += len(snapshots)
         copied["balances"] += len(balances)
@@ -102,23 +104,23 @@ def copy_history(
         if progress is not None:
             progress(len(balances))
         done = up_to
-    after = target.max_key("poll_errors")
-    while rows := source.raw_poll_errors(after, chunk):
-        with target.bulk() as bulk:
-            bulk.insert(
+    after = bulk.max_id(target, "poll_errors")
+    while rows := bulk.poll_errors_after(source, after, chunk):
+        with bulk.bulk(target) as writer:
+            writer.insert(
                 "poll_errors",
                 POLL_ERROR_COLUMNS,
-                [(i, a, target.storage_time(t), k, m) for i, a, t, k, m in rows],
+                [(i, a, stored(t), k, m) for i, a, t, k, m in rows],
             )
         copied["poll_errors"] += len(rows)
         after = rows[-1][0]
-    target.sync_id_sequences()
-    expected, found = source.checksums(), target.checksums()
+    bulk.resync_ids(target)
+    expected, found = bulk.checksums(source), bulk.checksums(target)
     for table, (count, total) in expected.items():
         if found[table] != (count, total):
             raise StoreError(
                 f"The copy does not match in {table}: {count} rows summing to {total} in the "
                 f"source, {found[table][0]} rows summing to {found[table][1]} in the target."
             )
-    target.analyze()
+    maintenance.analyze(target)
     return CopyReport(copied, expected)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from recorder import timespec
-from recorder.config import Retention
-from recorder.store.database import Store
+from recorder.store import history, maintenance
+from recorder.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,20 @@ def _prunable(group: list[tuple[int, bool]]) -> list[int]:
 
 
 def prune(
-    store: Store,
-    retention: Retention,
+    db: Database,
+    keep_all_days: float,
+    keep_one_per: str,
     now: datetime,
     *,
     dry_run: bool = False,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Delete what `retention` lets go, in short batches; returns how many snapshots."""
-    if retention.keep_all_days is None:
-        return 0
-    before = now - timedelta(days=retention.keep_all_days)
+    """Delete what the retention lets go, in short batches; returns how many snapshots."""
+    before = now - timedelta(days=keep_all_days)
     deleted = 0
-    for name, account_id in store.resolve_accounts().items():
-        ids = list(to_delete(store.prune_candidates(account_id, before), retention.keep_one_per))
+    for name, account_id in history.resolve_accounts(db).items():
+        candidates = maintenance.prune_candidates(db, account_id, before)
+        ids = list(to_delete(candidates, keep_one_per))
         if dry_run:
             deleted += len(ids)
             continue
@@ -63,7 +63,7 @@ def prune(
             if stop():
                 return deleted
             # One short transaction per batch: the daemon's polls get in between.
-            store.delete_snapshots(ids[start : start + BATCH])
+            maintenance.delete_snapshots(db, ids[start : start + BATCH])
             deleted += len(ids[start : start + BATCH])
         if ids:
             log.info(

@@ -2,7 +2,11 @@
 
 SQLAlchemy's own Numeric goes through float on SQLite, so amounts are TEXT there, holding
 the canonical decimal string; NUMERIC on PostgreSQL; DECIMAL(65,30) on MariaDB/MySQL.
-Times are stored in UTC: timestamptz on PostgreSQL, naive UTC DATETIME elsewhere.
+Times are stored in UTC: timestamptz on PostgreSQL, naive UTC DATETIME elsewhere. Which
+is which the dialect says (recorder/store/dialects.py).
+
+The recorder's own statements bind storage forms directly (see recorder/store/database.py);
+these types serve the schema declaration, Alembic, and tests that use SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -12,18 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, Text
-from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from recorder import amounts
+from recorder.store import dialects
 
 #: Integer primary keys: 64-bit where the backend needs it said, SQLite's rowid otherwise.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def _is_mysql(dialect: Dialect) -> bool:
-    return dialect.name in ("mysql", "mariadb")
 
 
 class Amount(TypeDecorator[Decimal]):
@@ -32,43 +32,22 @@ class Amount(TypeDecorator[Decimal]):
     impl = Text
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.NUMERIC())
-        if _is_mysql(dialect):
-            return dialect.type_descriptor(mysql.DECIMAL(precision=65, scale=30))
-        return dialect.type_descriptor(Text())
+    def load_dialect_impl(self, dialect: SADialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(dialects.for_name(dialect.name).amount_type)
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: Any, dialect: SADialect) -> Any:
         if value is None:
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"amounts must be Decimal, not {type(value).__name__}")
-        if dialect.name == "sqlite":
-            return amounts.to_text(value)
-        return amounts.canonical(value)
+        return amounts.to_text(value)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return amounts.from_text(value)
-        if isinstance(value, Decimal):
-            return amounts.canonical(value)
-        raise TypeError(f"the database returned an amount as {type(value).__name__}")
+    def process_result_value(self, value: Any, dialect: SADialect) -> Decimal | None:
+        return None if value is None else dialects.for_name(dialect.name).amount(value)
 
     @property
     def python_type(self) -> type[Decimal]:
         return Decimal
-
-
-def utc_from_storage(value: Any) -> datetime:
-    """A stored time as any driver returns it (SQLite text, naive or aware datetime) ->
-    aware UTC datetime."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if not isinstance(moment, datetime):
-        raise TypeError(f"the database returned a time as {type(value).__name__}")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -77,23 +56,21 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
-        if _is_mysql(dialect):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime())
+    def load_dialect_impl(self, dialect: SADialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(dialects.for_name(dialect.name).time_type)
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: Any, dialect: SADialect) -> Any:
         if value is None:
             return None
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise TypeError("times must be timezone-aware datetimes")
         value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+        stored = dialects.for_name(dialect.name).storage_time(value)
+        # SQLAlchemy's SQLite DateTime processes datetimes itself: hand it one.
+        return value.replace(tzinfo=None) if isinstance(stored, str) else stored
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return None if value is None else utc_from_storage(value)
+    def process_result_value(self, value: Any, dialect: SADialect) -> datetime | None:
+        return None if value is None else dialects.for_name(dialect.name).time_from_storage(value)
 
     @property
     def python_type(self) -> type[datetime]:

@@ -11,14 +11,13 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from recorder import __version__
+from recorder import __version__, secret
 from recorder.errors import (
     ConnectError,
     ConnectionLostError,
@@ -29,9 +28,9 @@ from recorder.errors import (
     ResponseTooLargeError,
     TransportError,
 )
-from recorder.secret import Secret, redact
 from recorder.sources.coinw import parse
 from recorder.sources.pacing import RateLimiter
+from recorder.values import Credentials, Snapshot
 
 PRIVATE_PATH = "/api/v1/private"
 PUBLIC_PATH = "/api/v1/public"
@@ -41,14 +40,6 @@ PUBLIC_PATH = "/api/v1/public"
 #: (the process-wide limit gets the same margin).
 BALANCES_LIMIT = (3, 1.05)
 COMPLETE_BALANCES_LIMIT = (5, 2.1)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An account's API key and secret; the secret only ever feeds the signature."""
-
-    api_key: str
-    secret_key: Secret
 
 
 def sign(params: Mapping[str, str], secret_key: str) -> str:
@@ -66,7 +57,7 @@ def signed_query(
     signature = sign(signed, credentials.secret_key.reveal())
     # No nonce or timestamp takes part in the signature, so it never changes for a key:
     # treat it like the secret itself.
-    redact(signature)
+    secret.register(signature)
     return {"command": command, **signed, "sign": signature}
 
 
@@ -130,7 +121,7 @@ class CoinWClient:
                 self._limiters[key] = RateLimiter(limit, period)
             return self._limiters[key]
 
-    def fetch_balances(self, credentials: Credentials, *, complete: bool = False) -> parse.Snapshot:
+    def fetch_balances(self, credentials: Credentials, *, complete: bool = False) -> Snapshot:
         """One signed returnBalances (or returnCompleteBalances) call, parsed into a Snapshot."""
         command = "returnCompleteBalances" if complete else "returnBalances"
         self._limiter(credentials.api_key, command).acquire()

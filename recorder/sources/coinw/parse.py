@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,6 +23,7 @@ from recorder.errors import (
     RateLimitError,
     ResponseFormatError,
 )
+from recorder.values import Snapshot
 
 RATE_LIMIT_CODES = frozenset({"29001", "429"})
 AUTH_CODES = frozenset({"1003", "6000"})
@@ -32,16 +32,6 @@ AUTH_CODES = frozenset({"1003", "6000"})
 # no underscores (Decimal() would accept "1_000" and " 1 ", which CoinW never sends).
 _AMOUNT_TEXT = re.compile(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?")
 _CURRENCY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one account held at one moment; only non-zero amounts, canonical Decimals."""
-
-    taken_at: datetime
-    balances: Mapping[str, Decimal]
-    # Only filled by returnCompleteBalances: currency -> (available, on_orders).
-    parts: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
 
 def _reject_constant(name: str) -> Any:

@@ -19,7 +19,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -392,37 +391,3 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading at its cap, as it should
         self.close_connection = True
-
-
-def demo_holdings(step: int) -> dict[str, str]:
-    """A small portfolio that changes as a trader would, one step per request."""
-    btc = ("0.0012", "0.0012", "0.0015", "0.0015", "0.0009", "0.0009", "0.0021")
-    holdings = {
-        "BTC": btc[(step - 1) % len(btc)],
-        "CWT": "400.000" if step % 2 else "400",  # same amount, written differently
-        "ETH": "0.0330",
-        "USDT": "257.518301140000000" if step < 3 else "187.518301140000000",
-    }
-    if step < 4:
-        holdings["SAND"] = "108.467"
-    if step >= 5:
-        holdings["SOL"] = "1.25"
-    return holdings
-
-
-DEMO_TICKER = {
-    "BTC_USDT": "96903.7",
-    "ETH_USDT": "3391.25",
-    "CWT_USDT": "0.0124",
-    "SAND_USDT": "0.2634",
-    "SOL_USDT": "187.41",
-}
-
-
-def demo_ticker(step: int) -> dict[str, str]:
-    """The demo's prices, drifting a little with every ticker request."""
-    drift = ("1", "1.012", "0.994", "1.021", "1.008", "0.987", "1.03")[(step - 1) % 7]
-    return {
-        pair: format((Decimal(last) * Decimal(drift)).normalize(), "f")
-        for pair, last in DEMO_TICKER.items()
-    }

@@ -1,0 +1,150 @@
+"""The one place that assembles a recorder from its settings: the database, the exchange
+client, the account locks, the outage buffer and write path, the poller, and the listeners
+(metrics, notifications). The command line, the demo and the tests all build it here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from recorder.config import Settings
+from recorder.errors import ConfigError
+from recorder.polling import locks
+from recorder.polling.buffer import OutageBuffer
+from recorder.polling.cycle import Poller
+from recorder.polling.daemon import Daemon
+from recorder.polling.writes import WritePath
+from recorder.sources.coinw.client import CoinWClient
+from recorder.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def instance_name() -> str:
+    """Who takes a snapshot ("host:pid"), stored with it: tells recorders sharing a
+    database apart."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def open_database(settings: Settings) -> Database:
+    """The database the settings name (not connected yet: it may be down)."""
+    db = Database(settings.database_url, pool_size=max(5, settings.workers))
+    if settings.ha and not db.dialect.server:
+        db.close()
+        raise ConfigError(
+            "ha = true needs a shared PostgreSQL (or MariaDB) database: several recorders "
+            "cannot share a SQLite file across machines."
+        )
+    return db
+
+
+def open_client(settings: Settings) -> CoinWClient:
+    """The exchange client the settings describe."""
+    return CoinWClient(
+        settings.base_url,
+        timeout=settings.timeout_seconds,
+        max_response_bytes=settings.max_response_bytes,
+        max_connections=max(10, settings.workers),
+        max_requests_per_second=settings.max_requests_per_second,
+    )
+
+
+@dataclass
+class Recorder:
+    """An assembled recorder; `close()` releases what it opened, in reverse order."""
+
+    settings: Settings
+    db: Database
+    client: CoinWClient
+    poller: Poller
+    daemon: Daemon
+    closing: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release listeners, locks, and whatever this recorder opened itself."""
+        while self.closing:
+            self.closing.pop()()
+
+
+def build(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    client: CoinWClient | None = None,
+    notify: bool = True,
+    metrics_port: int | None = None,
+) -> Recorder:
+    """Assemble a recorder. The database and client are opened here unless given (then the
+    caller closes them); metrics are served only when `metrics_port` is given."""
+    closing: list[Callable[[], None]] = []
+    try:
+        if db is None:
+            db = open_database(settings)
+            closing.append(db.close)
+        if client is None:
+            client = open_client(settings)
+            closing.append(client.close)
+        claims = locks.Claims(locks.for_database(db))
+        closing.append(claims.close)
+        writes = WritePath(
+            db,
+            OutageBuffer(settings.buffer_file, settings.buffer_max_snapshots),
+            claims=claims,
+            recorded_by=instance_name(),
+            retry_seconds=settings.interval_seconds,
+        )
+        poller = Poller(settings, client, claims, writes, threading.Event())
+        recorder = Recorder(settings, db, client, poller, Daemon(poller), closing)
+        if metrics_port is not None:
+            _serve_metrics(recorder, metrics_port)
+        if notify and settings.notify:
+            from recorder.polling.notify import Notifier
+
+            notifier = Notifier(settings.notify)
+            poller.listeners.append(notifier.observe)
+            closing.append(notifier.close)
+    except BaseException:
+        while closing:
+            closing.pop()()
+        raise
+    return recorder
+
+
+def _serve_metrics(recorder: Recorder, port: int) -> None:
+    from recorder.polling.metrics import Metrics
+
+    buffer = recorder.poller.writes.buffer
+    metrics = Metrics(buffered=lambda: len(buffer))
+    address = recorder.settings.metrics.address
+    try:
+        served = metrics.serve(port, address)
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot serve metrics on {address}:{port} ({error.strerror}); choose another "
+            "port with --metrics-port."
+        ) from None
+    log.info("Serving Prometheus metrics on http://%s:%d/metrics", address, served)
+    recorder.poller.listeners.append(metrics.observe)
+    recorder.closing.append(metrics.close)
+
+
+@contextlib.contextmanager
+def running(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    client: CoinWClient | None = None,
+    notify: bool = True,
+    metrics_port: int | None = None,
+) -> Iterator[Recorder]:
+    """`build`, then `close` when done."""
+    recorder = build(settings, db=db, client=client, notify=notify, metrics_port=metrics_port)
+    try:
+        yield recorder
+    finally:
+        recorder.close()

@@ -1,0 +1,110 @@
+"""Commands that look after the database: `db upgrade`, `db copy`, `prune`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from recorder.cli.group import State, cli, pass_state
+from recorder.cli.options import progress, reading
+from recorder.errors import ConfigError
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database: schema upgrades, copies into another database."""
+
+
+@db.command()
+@pass_state
+def upgrade(state: State) -> None:
+    """Create the tables, or migrate an older database to this version's schema."""
+    from recorder.store import migrate
+    from recorder.store.database import Database
+
+    settings = state.settings()
+    database = Database(settings.database_url)
+    try:
+        before = migrate.current_revision(database)
+        migrate.ensure_schema(database)
+        after = migrate.current_revision(database)
+    finally:
+        database.close()
+    if before == after:
+        click.echo(f"{database.display_url} is already at the latest schema ({after}).")
+    else:
+        click.echo(f"Upgraded {database.display_url} from {before or 'empty'} to {after}.")
+
+
+@db.command()
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    metavar="URL",
+    help="Database to copy into, e.g. postgresql://user@host/recorder.",
+)
+@pass_state
+def copy(state: State, target_url: str) -> None:
+    """Copy the whole history into another database and verify it.
+
+    The usual move when a SQLite file is outgrown: copy it into PostgreSQL, check the
+    summary, then point database_url at PostgreSQL. Safe to run again: it copies only what
+    the target lacks, and checks row counts and exact sums of amounts on both sides.
+    """
+    from recorder.store import status
+    from recorder.store.copy import copy_history
+    from recorder.store.database import Database
+
+    settings = state.settings()
+    source, target = Database(settings.database_url), Database(target_url)
+    try:
+        total = lambda: status.count_rows(source)["balances"]  # noqa: E731
+        with progress(total, "", label="Copying") as step:
+            result = copy_history(source, target, progress=step)
+    finally:
+        source.close()
+        target.close()
+    copied = ", ".join(f"{count:,} {table}" for table, count in result.copied.items())
+    click.echo(f"Copied {copied} into {target.display_url}.")
+    click.echo(
+        "Verified: "
+        + ", ".join(f"{table} {count:,} rows" for table, (count, _) in result.checksums.items())
+        + "; every amount sums to the same exact total on both sides."
+    )
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option(
+    "--vacuum",
+    is_flag=True,
+    help="Afterwards give the freed space back to the disk (SQLite VACUUM, "
+    "PostgreSQL VACUUM, MariaDB OPTIMIZE TABLE; can take a while).",
+)
+@pass_state
+def prune(state: State, dry_run: bool, vacuum: bool) -> None:
+    """Thin out old snapshots as [retention] says; the change log is never touched.
+
+    Keeps every snapshot younger than keep_all_days; beyond, the last snapshot of each
+    hour (or day) and every snapshot that recorded a change, so what an account held at
+    any moment stays exactly answerable.
+    """
+    from recorder.store import maintenance, retention
+
+    settings = state.settings()
+    kept = settings.retention
+    if kept.keep_all_days is None:
+        raise ConfigError(
+            "No retention is configured: add [retention] with keep_all_days = 30 (and "
+            'keep_one_per = "hour" or "day") to the config file.'
+        )
+    with reading(state) as database:
+        count = retention.prune(
+            database, kept.keep_all_days, kept.keep_one_per, datetime.now(UTC), dry_run=dry_run
+        )
+        if not dry_run:
+            maintenance.analyze(database, vacuum=vacuum)
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(f"{verb} {count:,} snapshots; the change log is untouched.")

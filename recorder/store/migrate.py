@@ -1,0 +1,114 @@
+"""The schema's version: create an empty database, migrate an older one, refuse a newer one.
+
+Alembic scripts live in migrations/ (inside an installed wheel: recorder/_migrations). The
+usual start, a database already at the newest revision, is answered by one query, without
+loading Alembic (10 MB, 100 ms).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from recorder.errors import SchemaError, StoreError
+from recorder.store.database import Database
+
+log = logging.getLogger(__name__)
+
+#: The newest migration in migrations/versions (a test keeps the two in step).
+HEAD_REVISION = "0003"
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are: inside an installed wheel, or at the repository root."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_migrations"
+    if packaged.is_dir():
+        return packaged
+    return package.parent / "migrations"
+
+
+def _alembic_config(connection: Connection | None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this version of the recorder knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(db: Database) -> str | None:
+    """The migration the database is at; None for an empty database."""
+    from alembic.migration import MigrationContext
+
+    with db.translated(), db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    from alembic import command
+
+    with db.transaction() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Undo migrations down to `revision` ("base" empties the database)."""
+    from alembic import command
+
+    with db.transaction() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+
+
+def stamped_revision(db: Database) -> str | None:
+    """The revision in alembic_version, read directly; None if there is none (or no table,
+    or no database: the slow path says which)."""
+    try:
+        versions = [row[0] for row in db.rows("SELECT version_num FROM alembic_version")]
+    except StoreError:
+        return None
+    return versions[0] if len(versions) == 1 else None
+
+
+def _knows(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:  # alembic raises several types for an unknown id
+        return False
+
+
+def ensure_schema(db: Database) -> None:
+    """Bring an empty or older database to the current schema; refuse a newer one."""
+    if stamped_revision(db) == HEAD_REVISION:
+        return  # the usual case
+    current, head = current_revision(db), head_revision()
+    if current == head:
+        return
+    if current is not None and not _knows(current):
+        raise SchemaError(
+            f"The database at {db.display_url} has schema revision {current}, newer than "
+            "this recorder knows; upgrade the recorder."
+        )
+    log.info(
+        "Upgrading the database schema at %s from %s to %s.",
+        db.display_url,
+        current or "empty",
+        head,
+    )
+    upgrade(db)

@@ -1,0 +1,132 @@
+"""The write and outage policy on SQLite alone: the disk of a database on a small
+filesystem of the test's own is filled for real; polls wait in the buffer and are written
+in order, each diffed against the one before, once there is room again."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from recorder.polling.buffer import OutageBuffer
+from recorder.polling.locks import AccountLocks, Claim, Claims
+from recorder.polling.writes import WritePath
+from recorder.sources.coinw.simulator import Simulator
+from recorder.store.database import Database
+from recorder.values import Observation, PollOutcome, PollStatus, Snapshot
+from tests.conftest import API_KEY, open_db, wait_for
+from tests.disk import SmallDisk
+from tests.helpers import counts, query, recorder, settings_for
+
+T0 = datetime(2026, 3, 31, 12, tzinfo=UTC)
+
+
+def observation(minute: int, btc: str, account: str = "main") -> Observation:
+    snapshot = Snapshot(T0 + timedelta(minutes=minute), {"BTC": Decimal(btc)})
+    return Observation.of_snapshot(account, snapshot)
+
+
+def history(db: Database) -> list[tuple[str, str | None, str | None]]:
+    """(BTC amount, old, new) of every snapshot in time order."""
+    return [
+        (row[0], row[1], row[2])
+        for row in query(
+            db,
+            "SELECT b.amount, c.old_amount, c.new_amount FROM snapshots s "
+            "JOIN balances b ON b.snapshot_id = s.id "
+            "LEFT JOIN balance_changes c ON c.snapshot_id = s.id ORDER BY s.taken_at",
+        )
+    ]
+
+
+class Busy(AccountLocks):
+    """Another process holds every account."""
+
+    def claim(self, account: str) -> Claim:
+        return Claim.BUSY
+
+
+def write_path(db: Database, journal: Path | None, locks: AccountLocks | None = None) -> WritePath:
+    return WritePath(
+        db,
+        OutageBuffer(journal, 100),
+        claims=Claims(locks or AccountLocks()),
+        recorded_by="test:1",
+        retry_seconds=0,
+    )
+
+
+def test_polls_on_a_full_disk_wait_and_are_written_in_order_after(
+    disk: SmallDisk, simulator: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator.set_holdings(API_KEY, lambda n: {"BTC": str(n)})
+    database = open_db(f"sqlite:///{disk.path / 'recorder.db'}")
+    settings = settings_for(
+        simulator.url, buffer_file=tmp_path / "journal.jsonl", fetch_prices=False
+    )
+    built = recorder(settings, database)
+
+    def poll() -> PollOutcome:
+        return built.poller.poll(settings.accounts[0])
+
+    try:
+        assert poll().status is PollStatus.RECORDED
+        disk.fill()
+        outcomes = [poll() for _ in range(3)]
+        assert [o.status for o in outcomes] == [PollStatus.BUFFERED] * 3
+        assert "disk is full" in caplog.text  # the database's own reason
+        assert len((tmp_path / "journal.jsonl").read_text().splitlines()) == 3
+        disk.free()
+        # The database is knocked on again once per interval: the next poll after it.
+        wait_for(lambda: poll().status is PollStatus.RECORDED, timeout=10, interval=0.2)
+    finally:
+        built.close()
+    rows = history(database)
+    assert len(rows) >= 5
+    assert rows == [
+        (str(n), None if n == 1 else str(n - 1), str(n)) for n in range(1, len(rows) + 1)
+    ]
+    assert not (tmp_path / "journal.jsonl").exists()
+    database.close()
+
+
+def test_what_the_journal_kept_is_written_once_by_the_next_run(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.jsonl"
+    first = OutageBuffer(journal, 100)
+    for minute, btc in ((1, "1"), (2, "2")):
+        first.add(observation(minute, btc))
+    # The first of them reached the database just before a crash; the journal still holds it.
+    write_path(sqlite_db, None).store(observation(1, "1"))
+    later = write_path(sqlite_db, journal).store(observation(3, "3"))
+    assert later.written is not None and len(later.replayed) == 2
+    assert history(sqlite_db) == [("1", None, "1"), ("2", "1", "2"), ("3", "2", "3")]
+    assert counts(sqlite_db)["snapshots"] == 3
+    assert not journal.exists()
+
+
+def test_failed_polls_wait_too_and_become_one_row_each(sqlite_db: Database, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    buffer = OutageBuffer(journal, 100)
+    failure = Observation.of_failure("main", T0, "timeout", "slow")
+    buffer.add(failure)
+    buffer.add(failure)  # the same failure twice: written once
+    write_path(sqlite_db, journal).store(observation(1, "1"))
+    assert query(sqlite_db, "SELECT kind, message FROM poll_errors") == [("timeout", "slow")]
+
+
+def test_a_buffer_whose_account_another_process_took_is_dropped_with_a_reason(
+    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = tmp_path / "journal.jsonl"
+    OutageBuffer(journal, 100).add(observation(1, "1", account="taken"))
+    with caplog.at_level(logging.WARNING):
+        stored = write_path(sqlite_db, journal, Busy()).store(observation(2, "2"))
+    assert stored.replayed == [] and stored.written is not None
+    assert "another recorder process took this account" in caplog.text
+    assert query(sqlite_db, "SELECT name FROM accounts") == [("main",)]
+    assert not journal.exists()
