@@ -113,7 +113,7 @@ def test_backend_names_are_compared_in_the_dialects_only() -> None:
                 }
                 if constants & BACKEND_NAMES:
                     comparing.add(name)
-    assert comparing <= {"recorder.store.dialects"}
+    assert {name for name in comparing if not name.startswith("recorder.store.dialects")} == set()
 
 
 def test_imports_run_one_way_from_the_edge_to_the_core() -> None:

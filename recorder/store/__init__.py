@@ -1,7 +1,8 @@
 """The database: everything SQL, and nothing else.
 
     database.py     the connection, and the one way each kind of statement runs (below)
-    dialects.py     every difference between SQLite, PostgreSQL and MariaDB/MySQL
+    dialects/       every difference between SQLite, PostgreSQL and MariaDB/MySQL: one
+                    object per backend (base.py, sqlite.py, postgresql.py, mysql.py)
     schema.py       the tables (SQLAlchemy Core), types.py their exact column types
     migrate.py      create, upgrade, or refuse a newer schema (Alembic)
     writes.py       the poll's write path: one observation, one transaction

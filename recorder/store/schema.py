@@ -8,9 +8,9 @@ and reads are plain statements), and leaving `sqlalchemy.orm` out keeps the daem
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, Table
 
-from recorder.store.types import Amount, BigId, UTCDateTime
+from recorder.store.types import Amount, BigId, Message, Name, UTCDateTime
 
 # Stable constraint names: Alembic's batch mode on SQLite needs them to alter tables.
 NAMING_CONVENTION = {
@@ -28,7 +28,7 @@ accounts = Table(
     "accounts",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(100), nullable=False, unique=True),
+    Column("name", Name(100), nullable=False, unique=True),
 )
 
 #: One successful poll of one account.
@@ -44,7 +44,7 @@ snapshots = Table(
     Column("unpriced_count", Integer()),
     # Which recorder process took it ("host:pid"): shows that no two processes ever
     # recorded one account at the same time.
-    Column("recorded_by", String(64)),
+    Column("recorded_by", Name(64)),
     Index(None, "account_id", "taken_at"),
 )
 
@@ -60,7 +60,7 @@ balances = Table(
         ForeignKey("snapshots.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("currency", String(32), primary_key=True),
+    Column("currency", Name(32), primary_key=True),
     Column("amount", Amount(), nullable=False),
     # The USDT price used and amount x price, at capture time; NULL when unpriced.
     Column("price_usdt", Amount()),
@@ -78,7 +78,7 @@ balance_changes = Table(
     Column("id", BigId, primary_key=True),
     Column("account_id", ForeignKey("accounts.id"), nullable=False),
     Column("snapshot_id", BigId, ForeignKey("snapshots.id"), nullable=False),
-    Column("currency", String(32), nullable=False),
+    Column("currency", Name(32), nullable=False),
     Column("old_amount", Amount()),
     Column("new_amount", Amount()),
     Column("delta", Amount(), nullable=False),
@@ -94,7 +94,7 @@ poll_errors = Table(
     Column("id", BigId, primary_key=True),
     Column("account_id", ForeignKey("accounts.id"), nullable=False),
     Column("attempted_at", UTCDateTime(), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("message", Text(), nullable=False),
+    Column("kind", Name(32), nullable=False),
+    Column("message", Message(), nullable=False),
     Index(None, "account_id", "attempted_at"),
 )

@@ -3,7 +3,7 @@
 SQLAlchemy's own Numeric goes through float on SQLite, so amounts are TEXT there, holding
 the canonical decimal string; NUMERIC on PostgreSQL; DECIMAL(65,30) on MariaDB/MySQL.
 Times are stored in UTC: timestamptz on PostgreSQL, naive UTC DATETIME elsewhere. Which
-is which the dialect says (recorder/store/dialects.py).
+is which the dialect says (recorder/store/dialects/).
 
 The recorder's own statements bind storage forms directly (see recorder/store/database.py);
 these types serve the schema declaration, Alembic, and tests that use SQLAlchemy Core.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, Text
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text
 from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -75,3 +75,25 @@ class UTCDateTime(TypeDecorator[datetime]):
     @property
     def python_type(self) -> type[datetime]:
         return datetime
+
+
+class Name(TypeDecorator[str]):
+    """A name (account, currency, error kind) compared exactly, case included, on every
+    backend: MariaDB/MySQL compare their default collation without case."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: SADialect) -> TypeEngine[Any]:
+        length = getattr(self.impl_instance, "length", None) or 255
+        return dialect.type_descriptor(dialects.for_name(dialect.name).name_type(length))
+
+
+class Message(TypeDecorator[str]):
+    """Free text that may hold any character (error messages)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: SADialect) -> TypeEngine[Any]:
+        return dialects.for_name(dialect.name).message_type

@@ -1,0 +1,73 @@
+"""Every difference between SQLite, PostgreSQL and MariaDB/MySQL, in this one package.
+
+The backend is detected once, from the database URL, into one `Dialect` object; the rest
+of the store asks it questions ("how is a time bound?", "how is an id returned?") and
+never compares backend names itself. Each answer is plain SQL text or a plain value, so
+`tests/test_dialects.py` checks all three backends without a server. Migrations keep
+their own frozen copies of what they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import exc
+from sqlalchemy.engine import URL, make_url
+
+from recorder import text
+from recorder.errors import ConfigError
+from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect
+from recorder.store.dialects.mysql import MySQL
+from recorder.store.dialects.postgresql import PostgreSQL
+from recorder.store.dialects.sqlite import SQLite
+
+__all__ = ["OUTAGE", "REFUSED", "TABLES", "Dialect", "for_name", "for_url", "parse_url"]
+
+_BY_NAME: Mapping[str, type[Dialect]] = {
+    "sqlite": SQLite,
+    "postgresql": PostgreSQL,
+    "mysql": MySQL,
+    "mariadb": MySQL,
+}
+_INSTANCES = {name: dialect() for name, dialect in _BY_NAME.items()}
+# URL schemes people write that SQLAlchemy itself does not take, or takes with a driver
+# we do not ship (it defaults to psycopg2 and mysqlclient).
+_SCHEMES = {
+    "postgres": "postgresql",
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+}
+
+
+def for_name(name: str) -> Dialect:
+    """The dialect of a SQLAlchemy dialect name ("sqlite", "postgresql", "mariadb", ...)."""
+    return _INSTANCES[name]
+
+
+def parse_url(url: str) -> URL:
+    """A database URL with our default drivers filled in; ConfigError if we cannot use it."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise ConfigError(
+            f"database_url {text.redact(url)!r} is not a database URL; expected e.g. "
+            "sqlite:///recorder.db or postgresql://user@host/dbname."
+        ) from None
+    if parsed.drivername in _SCHEMES:
+        backend = _SCHEMES[parsed.drivername]
+        driver = _BY_NAME[backend].default_driver
+        parsed = parsed.set(drivername=f"{backend}+{driver}" if driver else backend)
+    elif parsed.drivername.startswith("postgres+"):
+        parsed = parsed.set(drivername="postgresql+" + parsed.drivername.split("+", 1)[1])
+    if parsed.get_backend_name() not in _BY_NAME:
+        raise ConfigError(
+            f"database_url uses {parsed.get_backend_name()!r}; the recorder supports sqlite, "
+            "postgresql and mysql/mariadb."
+        )
+    return parsed
+
+
+def for_url(url: URL) -> Dialect:
+    """The dialect of a URL returned by `parse_url`."""
+    return for_name(url.get_backend_name())

@@ -1,0 +1,64 @@
+"""MariaDB and MySQL: DECIMAL(65,30) amounts, named locks, exact utf8mb4 names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL
+from sqlalchemy.types import TypeEngine
+
+from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect
+
+
+class MySQL(Dialect):
+    name = "mysql"
+    default_driver = "pymysql"
+    extra = "mysql"
+
+    insert_ignoring = ("INSERT IGNORE", "")
+    size_query = (
+        "SELECT sum(data_length + index_length) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE()"
+    )
+    try_lock = "SELECT GET_LOCK(:name, 0)"
+    amount_type = mysql.DECIMAL(precision=65, scale=30)
+    time_type = mysql.DATETIME(fsp=6)
+    # Whatever the database's default: any character, compared exactly (migration 0004).
+    message_type = mysql.TEXT(charset="utf8mb4", collation="utf8mb4_bin")
+
+    def name_type(self, length: int) -> TypeEngine[Any]:
+        return mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin")
+
+    # Server error numbers about the data itself: duplicate key, too long, out of range,
+    # a character the column cannot hold, a bad value, a missing reference, a row too big.
+    _REFUSED_CODES = frozenset(
+        {1048, 1062, 1118, 1264, 1265, 1292, 1300, 1366, 1406, 1416, 1451, 1452, 1690} | {3988}
+    )
+
+    def number_text(self, expression: str) -> str:
+        # DECIMAL(65,30) pads with zeros: trim them, then a bare trailing point.
+        return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({expression} AS CHAR)))"
+
+    def concat(self, fields: Sequence[str]) -> str:
+        return f"CONCAT_WS(',', {', '.join(fields)})"
+
+    def maintenance(self, *, vacuum: bool) -> tuple[list[str], bool]:
+        verb = "OPTIMIZE TABLE" if vacuum else "ANALYZE TABLE"
+        return [f"{verb} {', '.join(TABLES)}"], False
+
+    def timeouts(self, url: URL) -> dict[str, Any]:
+        timeouts = {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60}
+        return {key: value for key, value in timeouts.items() if key not in url.query}
+
+    def streaming_cursor(self, raw: Any) -> Any:
+        import pymysql.cursors
+
+        return raw.cursor(pymysql.cursors.SSCursor)
+
+    def classify(self, error: BaseException) -> str:
+        code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+        if code in self._REFUSED_CODES:
+            return REFUSED
+        return REFUSED if type(error).__name__ in ("DataError", "IntegrityError") else OUTAGE

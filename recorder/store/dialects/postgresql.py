@@ -1,0 +1,99 @@
+"""PostgreSQL: NUMERIC amounts, timestamptz, RETURNING, COPY, advisory locks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL
+
+from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect
+
+
+class PostgreSQL(Dialect):
+    name = "postgresql"
+    default_driver = "psycopg"
+    extra = "postgres"
+
+    insert_ignoring = ("INSERT", " ON CONFLICT DO NOTHING")
+    size_query = (
+        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+    )
+    # A network round trip per period would cost more than the seeks themselves.
+    last_in_periods_query = (
+        "SELECT s.id, s.taken_at, s.total_value_usdt, s.unpriced_count "
+        "FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS p(start_at, end_at) "
+        "CROSS JOIN LATERAL (SELECT id, taken_at, total_value_usdt, unpriced_count "
+        "FROM snapshots WHERE account_id = %s AND taken_at >= p.start_at "
+        "AND taken_at < p.end_at ORDER BY taken_at DESC, id DESC LIMIT 1) s "
+        "ORDER BY s.taken_at"
+    )
+    # The namespace is the first half of PostgreSQL's two-part advisory lock key.
+    try_lock = "SELECT pg_try_advisory_lock(:namespace, :key)"
+    amount_type = postgresql.NUMERIC()
+    time_type = postgresql.TIMESTAMP(timezone=True)
+
+    # SQLSTATE classes about the data itself: data exceptions (a value out of range, too
+    # long, not in the encoding), integrity, program limits (a row too large).
+    _REFUSED_CLASSES = ("22", "23", "54")
+
+    def insert_returning_id(self, table: str, columns: Sequence[str]) -> str:
+        return self.insert(table, columns) + " RETURNING id"
+
+    def inserted_id(self, result: Any) -> int:
+        return int(result.scalar_one())
+
+    def number_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def id_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def maintenance(self, *, vacuum: bool) -> tuple[list[str], bool]:
+        verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+        return [f"{verb} {', '.join(TABLES)}"], True
+
+    def resync_ids(self) -> list[str]:
+        return [
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
+            for table in TABLES
+            if table != "balances"  # the one table without an id
+        ]
+
+    def copy_rows(
+        self, connection: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> bool:
+        # COPY is PostgreSQL's bulk path: several times executemany's rate.
+        driver = connection.connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return True
+
+    def storage_time(self, moment: datetime) -> Any:
+        return moment.astimezone(UTC)
+
+    def amount(self, value: Any) -> Decimal:
+        # NUMERIC keeps the canonical scale it was given.
+        return value if isinstance(value, Decimal) else super().amount(value)
+
+    def timeouts(self, url: URL) -> dict[str, Any]:
+        return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+
+    def streaming_cursor(self, raw: Any) -> Any:
+        return raw.cursor(name="recorder_export")  # a server-side cursor
+
+    def classify(self, error: BaseException) -> str:
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str) and state:
+            return REFUSED if state.startswith(self._REFUSED_CLASSES) else OUTAGE
+        # No SQLSTATE: refused by the driver itself (a NUL in text), or no server at all.
+        return REFUSED if type(error).__name__ in ("DataError", "IntegrityError") else OUTAGE

@@ -1,0 +1,61 @@
+"""SQLite: a file, one writer at a time, amounts as canonical text."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from sqlite3 import SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE, SQLITE_TOOBIG
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from recorder.store.dialects.base import OUTAGE, REFUSED, Dialect
+
+
+class SQLite(Dialect):
+    name = "sqlite"
+    marker = "?"
+    server = False
+    sums_exactly = False
+    outage_hint = "check that its file and folder exist and can be written, and the disk has room"
+    orders_balances_by_key = True
+    insert_ignoring = ("INSERT OR IGNORE", "")
+
+    # Primary result codes (the low byte of an extended code) that refuse the data itself.
+    _REFUSED_CODES = frozenset((SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE))
+
+    def storage_time(self, moment: datetime) -> Any:
+        # SQLAlchemy's own SQLite format, "2026-03-31 23:30:00.000000": text sorts in time.
+        return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def amount(self, value: Any) -> Decimal:
+        # SQLite holds the canonical text already.
+        return Decimal(value) if isinstance(value, str) else super().amount(value)
+
+    def engine_options(self, url: URL, pool_size: int) -> dict[str, Any]:
+        # No "pre-ping" round trip: a file does not go away between two statements.
+        return {"pool_pre_ping": False}
+
+    def database_file(self, url: URL) -> Path | None:
+        database = url.database or ""
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database).expanduser().resolve()
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (reports, sqlite3 shell) work while the daemon writes, and keeps
+        # every committed transaction across a crash; NORMAL sync is safe in WAL mode.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    def classify(self, error: BaseException) -> str:
+        if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
+            return REFUSED
+        code = getattr(error, "sqlite_errorcode", None)
+        return REFUSED if code is not None and code & 0xFF in self._REFUSED_CODES else OUTAGE
