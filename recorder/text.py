@@ -11,6 +11,10 @@ payload or a metrics label, it passes `safe`:
 - control characters escaped: C0 (newlines included), DEL, C1, and lone surrogates
   become visible `\\xNN` / `\\uNNNN` escapes, so one message stays one line;
 - length bounded: the first `limit` characters and "... (N more)".
+
+Redaction comes first, on the whole text (or a prefix longer than what is shown by more
+than any secret): a signature cut in half before redaction would no longer be recognised.
+docs/security.md says what is trusted and what is not.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ from recorder import secret
 
 #: How much of a text from outside is kept, by default.
 LIMIT = 300
+#: A whole error message built around texts from outside (each bounded on its own).
+ERROR_LIMIT = 1000
 MASK = "***"
 
 # `sign=...`, `api_key=...` wherever they appear (a query string, a message echoing one,
-# JSON), up to the next separator; the names in any case, URL-encoded or not.
+# JSON), up to the next separator; the names in any case, URL-encoded or not. A backslash
+# ends a value too, so text that is already escaped loses nothing more when masked again.
 _PARAMETER = re.compile(
     r"(?i)(?<![A-Za-z0-9_])((?:sign|api_?key|secret_?key)(?:%3D|=|\"?\s*:\s*\"?))"
-    r"([^&\s\"'<>,;}]+)"
+    r"([^&\s\"'<>,;}\\]+)"
 )
 # scheme://user:password@host -> scheme://***@host
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]+@")

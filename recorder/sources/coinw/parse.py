@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from recorder import amounts
+from recorder import amounts, text
 from recorder.errors import (
     APIError,
     AuthenticationError,
@@ -42,7 +42,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"the key {key!r} appears twice")
+            raise ValueError(f"the key {_describe(key)} appears twice")
         result[key] = value
     return result
 
@@ -70,9 +70,9 @@ def decode_json(body: bytes) -> Any:
 
 
 def _snippet(body: bytes, limit: int = 80) -> str:
-    text = body[:limit].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return repr(text + ("..." if len(body) > limit else ""))
+    # Masked before it is cut, which could halve a signature and hide it from redaction.
+    start = " ".join(text.redact(body[:4096].decode("utf-8", "replace")).split())
+    return repr(start[:limit] + ("..." if len(start) > limit else ""))
 
 
 def _code_text(code: Any) -> str | None:
@@ -101,8 +101,9 @@ def check_envelope(document: Any) -> Any:
         )
     message = document.get("msg") or document.get("message") or ""
     message = message if isinstance(message, str) else json.dumps(message, default=str)
-    message = message[:200]
+    message = text.safe(message, 200)
     if code != "200":
+        code = text.safe(code, 40)  # the exchange's text too: bounded, escaped
         described = f"CoinW answered with error code {code}" + (f" ({message})" if message else "")
         if code in RATE_LIMIT_CODES:
             raise RateLimitError(described + ": too many requests; the recorder will slow down.")
@@ -161,6 +162,7 @@ def parse_amount(currency: str, raw: Any) -> Decimal:
 
 def _describe(raw: Any) -> str:
     if isinstance(raw, str):
+        raw = text.redact(raw[:4096])  # before the cut, which could halve a signature
         return repr(raw[:40] + ("..." if len(raw) > 40 else "")) if raw else "an empty string"
     if isinstance(raw, bool):
         return "a boolean"
@@ -170,8 +172,8 @@ def _describe(raw: Any) -> str:
         return "an object"
     if isinstance(raw, list):
         return "an array"
-    text = str(raw)
-    return text[:40] + ("..." if len(text) > 40 else "")
+    shown = str(raw)
+    return shown[:40] + ("..." if len(shown) > 40 else "")
 
 
 def _check_currency(name: str) -> str:
