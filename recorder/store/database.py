@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
-from recorder import text
+from recorder import secret, text
 from recorder.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -54,6 +54,9 @@ class Database:
         self.url = dialects.parse_url(url)
         self.dialect = dialects.for_url(self.url)
         self.display_url = self.url.render_as_string(hide_password=True)
+        if self.url.password:
+            # A driver's error text may quote it outside a URL, where display_url cannot help.
+            secret.register(str(self.url.password))
         #: The SQLite file, or None for a server (or an in-memory database).
         self.path = self.dialect.database_file(self.url)
         if self.path is not None and not self.path.parent.is_dir():
