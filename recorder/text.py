@@ -27,6 +27,9 @@ from recorder import secret
 LIMIT = 300
 #: A whole error message built around texts from outside (each bounded on its own).
 ERROR_LIMIT = 1000
+#: How far past its limit a text is read (masked and escaped) before the rest is only
+#: counted.
+READ_MARGIN = 4096
 MASK = "***"
 
 # `sign=...`, `api_key=...` wherever they appear (a query string, a message echoing one,
@@ -69,7 +72,18 @@ def safe(value: object, limit: int = LIMIT) -> str:
     """Text from outside, ready for a log line, the terminal or the database."""
     # Redact before bounding: a signature cut in half would no longer be recognised.
     # Escape before bounding too, so the bound holds for what is shown.
-    return bounded(escape_controls(redact(str(value))), limit)
+    raw = str(value)
+    window = limit + READ_MARGIN
+    if len(raw) > window:
+        # Megabytes from outside are counted, not read: masking them against every
+        # registered secret would cost seconds. What the window's end may cut in half (a
+        # secret, a URL's password) is at most 6 characters shown for each read, so it is
+        # out of sight when that much is left past the limit; else the whole text is read.
+        shown = escape_controls(redact(raw[:window]))
+        hidden_tail = 6 * max(secret.longest(), 256)
+        if len(shown) - limit >= hidden_tail:
+            return f"{shown[:limit]}... ({len(shown) - limit + len(raw) - window:,} more)"
+    return bounded(escape_controls(redact(raw)), limit)
 
 
 def one_line(value: object, limit: int = LIMIT) -> str:
