@@ -70,9 +70,17 @@ def bounded(value: str, limit: int = LIMIT) -> str:
 
 def safe(value: object, limit: int = LIMIT) -> str:
     """Text from outside, ready for a log line, the terminal or the database."""
+    shown, unread = _masked(str(value), limit)
+    if not unread:
+        return bounded(shown, limit)
+    return f"{shown[:limit]}... ({len(shown) - limit + unread:,} more)"
+
+
+def _masked(raw: str, limit: int) -> tuple[str, int]:
+    """`raw` masked and escaped, read only as far as showing `limit` characters of it
+    needs; and how many characters were left unread."""
     # Redact before bounding: a signature cut in half would no longer be recognised.
     # Escape before bounding too, so the bound holds for what is shown.
-    raw = str(value)
     window = limit + READ_MARGIN
     if len(raw) > window:
         # Megabytes from outside are counted, not read: masking them against every
@@ -80,10 +88,9 @@ def safe(value: object, limit: int = LIMIT) -> str:
         # secret, a URL's password) is at most 6 characters shown for each read, so it is
         # out of sight when that much is left past the limit; else the whole text is read.
         shown = escape_controls(redact(raw[:window]))
-        hidden_tail = 6 * max(secret.longest(), 256)
-        if len(shown) - limit >= hidden_tail:
-            return f"{shown[:limit]}... ({len(shown) - limit + len(raw) - window:,} more)"
-    return bounded(escape_controls(redact(raw)), limit)
+        if len(shown) - limit >= 6 * max(secret.longest(), 256):
+            return shown, len(raw) - window
+    return escape_controls(redact(raw)), 0
 
 
 def one_line(value: object, limit: int = LIMIT) -> str:

@@ -120,6 +120,27 @@ def test_a_long_text_shows_what_reading_all_of_it_would_show(hostile: str, limit
     assert SECRET not in shown and SIGNATURE not in shown and ":pw@" not in shown
 
 
+@pytest.mark.parametrize("padding", [30, 4060, 4090, 4110, 4130])
+def test_a_signature_where_a_long_text_is_cut_is_never_shown_in_part(
+    simulator: Simulator, sqlite_db: Database, padding: int
+) -> None:
+    # A masked value shrinks to ***, which brings what lies after it into sight: the
+    # signature behind it must not be cut in half before it is masked.
+    amount = f"sign={'v' * padding} {SIGNATURE} {SIGNATURE}"
+    simulator.add_fault(Fault.json({"code": "200", "data": {"BTC": amount}}), API_KEY)
+    stream = io.StringIO()
+    logs.configure("INFO", stream)
+    made = recorder(settings_for(simulator.url, fetch_prices=False), sqlite_db)
+    try:
+        assert made.poller.poll(made.settings.accounts[0]).error_kind == "invalid_amount"
+    finally:
+        made.close()
+    ((stored,),) = query(sqlite_db, "SELECT message FROM poll_errors")
+    for shown in (stored, stream.getvalue()):
+        assert "sign=***" in shown
+        assert not any(SIGNATURE[i : i + 12] in shown for i in range(len(SIGNATURE) - 11))
+
+
 def test_masking_twice_loses_nothing_more_than_masking_once() -> None:
     once = text.safe(f"error\n&sign={SIGNATURE}\nnext line")
     assert once == "error\\x0a&sign=***\\x0anext line"

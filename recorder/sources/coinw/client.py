@@ -248,11 +248,11 @@ def _retry_after(value: str | None) -> float | None:
 
 def _page_summary(body: bytes, limit: int = 120) -> str:
     """A short, single-line hint of what an error page said (its title, or its start)."""
-    page = body[:4096].decode("utf-8", "replace")
-    lower = page.lower()
+    page = body.decode("utf-8", "replace")
+    lower = page[:4096].lower()
     start = lower.find("<title>")
     if start != -1:
         end = lower.find("</title>", start)
         if end != -1:
             page = page[start + 7 : end]
-    return text.safe(" ".join(page.split()), limit)
+    return text.one_line(page, limit)

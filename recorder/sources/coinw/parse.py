@@ -70,9 +70,7 @@ def decode_json(body: bytes) -> Any:
 
 
 def _snippet(body: bytes, limit: int = 80) -> str:
-    # Masked before it is cut, which could halve a signature and hide it from redaction.
-    start = " ".join(text.redact(body[:4096].decode("utf-8", "replace")).split())
-    return repr(start[:limit] + ("..." if len(start) > limit else ""))
+    return f"'{text.one_line(body.decode('utf-8', 'replace'), limit)}'"
 
 
 def _code_text(code: Any) -> str | None:
@@ -162,8 +160,7 @@ def parse_amount(currency: str, raw: Any) -> Decimal:
 
 def _describe(raw: Any) -> str:
     if isinstance(raw, str):
-        raw = text.redact(raw[:4096])  # before the cut, which could halve a signature
-        return repr(raw[:40] + ("..." if len(raw) > 40 else "")) if raw else "an empty string"
+        return f"'{text.safe(raw, 40)}'" if raw else "an empty string"
     if isinstance(raw, bool):
         return "a boolean"
     if raw is None:
