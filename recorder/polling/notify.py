@@ -59,8 +59,7 @@ def describe(rule: Rule) -> str:
     """Where a rule delivers, for log lines (host and port only: the user, password, path
     and query of a URL may hold tokens)."""
     if rule.url:
-        parts = urlsplit(rule.url)
-        return f"webhook {parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return f"webhook {urlsplit(rule.url).netloc.rpartition('@')[2]}"
     return f"command {rule.command[0]}"
 
 
