@@ -102,8 +102,10 @@ class DatabaseLocks(AccountLocks):
                 self._held.clear()
             if account in self._held:
                 return Claim.HELD
-            name = f"recorder/{self._database}/{lock_key(account)}"[:64]
-            got = self._session.try_acquire(lock_key(account), name)
+            # The database's identity is part of the key: PostgreSQL's advisory locks are
+            # per database, and two recorders in two schemas of it must not collide.
+            key = lock_key(f"{self._database}/{account}")
+            got = self._session.try_acquire(key, f"recorder/{key}")
             if got is None:
                 return Claim.UNKNOWN
             if got:
@@ -162,7 +164,7 @@ def for_database(db: Database) -> AccountLocks:
     """The right kind of lock for the database: named locks on a server, a lock file
     beside a SQLite file, none for SQLite in memory."""
     if db.dialect.server:
-        return DatabaseLocks(LockSession(db), db.url.database or "")
+        return DatabaseLocks(LockSession(db), db.identity)
     if db.path is None or os.name != "posix":
         return AccountLocks()
     return FileLocks(db.path.with_name(db.path.name + ".recorder-lock"))
