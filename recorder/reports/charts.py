@@ -97,15 +97,19 @@ def stacked(
     series: Mapping[str, Sequence[Decimal]],
     title: str,
     zone: tzinfo,
+    *,
+    palette: Sequence[str] = (),
 ) -> str:
     """Stacked areas of values over time (steps: a value holds until the next snapshot),
-    one per series, the legend below the plot."""
+    one per series, the legend below the plot. A name keeps its colour from one chart to
+    the next when each is given the same `palette` (the names in order)."""
     shown = largest(series)
+    order = {name: index for index, name in enumerate([*palette, OTHER])}
 
     def draw(figure: Any, axes: Any) -> None:
         from matplotlib import colormaps
 
-        palette = colormaps["tab20"]
+        colours = colormaps["tab20"]
         names = list(shown)
         layers = [_floats(shown[name]) for name in names]
         if names:
@@ -113,7 +117,7 @@ def stacked(
                 list(times),
                 *layers,
                 labels=names,
-                colors=[palette(i % 20) for i in range(len(names))],
+                colors=[colours(order.get(n, i) % 20) for i, n in enumerate(names)],
                 step="post",
                 alpha=0.9,
             )

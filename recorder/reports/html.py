@@ -137,7 +137,7 @@ def _table(
 ) -> str:
     numeric = set(formats.NUMERIC) | set(statement.COLUMNS[3:])
     head = "".join(
-        f'<th class="{"num" if c in numeric else ""}">{html.escape(c.replace("_", " "))}</th>'
+        f'<th class="{"num" if c in numeric else ""}">{html.escape(_label(c))}</th>'
         for c in columns
     )
     body = []
@@ -150,7 +150,13 @@ def _table(
             + "</tr>"
         )
     ident = f' id="{table_id}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='wide'>{table}</div>"
+
+
+def _label(column: str) -> str:
+    """A column's heading: "opening_value_usdt" -> "opening value" (values are in USDT)."""
+    return column.removesuffix("_usdt").replace("_", " ")
 
 
 def statement_table(result: statement.Statement, zone: tzinfo) -> str:
@@ -192,11 +198,12 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-
 .meta { color: #6b7280; margin-top: 0; } .note { color: #6b7280; font-size: .9rem; }
 figure { margin: 1rem 0; } figure svg { width: 100%; height: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: .3rem .6rem; border-bottom: 1px solid #e5e7eb; text-align: left; }
+th, td { padding: .3rem .5rem; border-bottom: 1px solid #e5e7eb; text-align: left; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.wide { overflow-x: auto; }
 tr.total td { font-weight: 600; border-bottom: 2px solid #d1d5db; }
 .cards { display: flex; gap: 1rem; flex-wrap: wrap; }
-.card { border: 1px solid #e5e7eb; border-radius: 8px; padding: .6rem 1rem; min-width: 12rem; }
+.card { border: 1px solid #e5e7eb; border-radius: 8px; padding: .6rem 1rem; flex: 1 1 12rem; }
 .card b { display: block; font-size: 1.25rem; font-variant-numeric: tabular-nums; }
 section.account { border-top: 1px solid #e5e7eb; margin-top: 2.5rem; }
 """
@@ -222,6 +229,7 @@ def _account_section(
         series.accounts.get(account.account, {}),
         f"{account.account}: value per currency (USDT)",
         zone,
+        palette=list(series.per_currency()),
     )
     holdings = _table(gather.HOLDING_COLUMNS, end_rows, zone)
     return (
