@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
+from recorder import amounts
 from recorder.errors import ConfigError
 from recorder.reports import formats
 
@@ -28,10 +29,6 @@ def _matplotlib() -> Any:
     except ModuleNotFoundError:
         raise ConfigError(f"HTML reports need matplotlib: {formats.REPORT_EXTRA_HINT}.") from None
     return matplotlib
-
-
-def _floats(values: Sequence[Decimal]) -> list[float]:
-    return [float(v) for v in values]  # float-ok: chart coordinates, not stored amounts
 
 
 def _render(draw: Callable[[Any, Any], None], height: float) -> str:
@@ -81,20 +78,20 @@ def _time_axis(axes: Any, times: Sequence[datetime], zone: tzinfo) -> None:
     axes.spines[["top", "right"]].set_visible(False)
 
 
-def largest(series: Mapping[str, Sequence[Decimal]]) -> dict[str, list[Decimal]]:
+def largest(series: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
     """The MAX_SERIES - 1 largest series (by their peak) and the others summed as "other"."""
     if len(series) <= MAX_SERIES:
         return {name: list(values) for name, values in series.items()}
-    ranked = sorted(series, key=lambda name: max(series[name], default=Decimal(0)), reverse=True)
+    ranked = sorted(series, key=lambda name: max(series[name], default=0.0), reverse=True)
     kept = {name: list(series[name]) for name in ranked[: MAX_SERIES - 1]}
     rest = [series[name] for name in ranked[MAX_SERIES - 1 :]]
-    kept[OTHER] = [sum(values, Decimal(0)) for values in zip(*rest, strict=True)]
+    kept[OTHER] = [sum(values) for values in zip(*rest, strict=True)]
     return kept
 
 
 def stacked(
     times: Sequence[datetime],
-    series: Mapping[str, Sequence[Decimal]],
+    series: Mapping[str, Sequence[float]],
     title: str,
     zone: tzinfo,
     *,
@@ -111,7 +108,7 @@ def stacked(
 
         colours = colormaps["tab20"]
         names = list(shown)
-        layers = [_floats(shown[name]) for name in names]
+        layers = [shown[name] for name in names]
         if names:
             axes.stackplot(
                 list(times),
@@ -132,21 +129,29 @@ def stacked(
     return _render(draw, 3.9 if len(shown) <= 8 else 4.2)
 
 
+def _total(values: Sequence[Decimal]) -> Decimal:
+    total = Decimal(0)
+    for value in values:
+        total = amounts.add(total, value)
+    return total
+
+
 def allocation(values: Mapping[str, Decimal], title: str) -> str:
     """Horizontal bars: the value held in each currency, largest first, with its share."""
     ranked = dict(sorted(values.items(), key=lambda item: item[1], reverse=True))
     if len(ranked) > MAX_SERIES:
         names = list(ranked)
-        rest = sum((ranked[name] for name in names[MAX_SERIES - 1 :]), Decimal(0))
+        rest = _total([ranked[name] for name in names[MAX_SERIES - 1 :]])
         ranked = {name: ranked[name] for name in names[: MAX_SERIES - 1]} | {OTHER: rest}
-    total = sum(ranked.values(), Decimal(0))
+    total = float(_total(list(ranked.values())))  # float-ok: for the shares shown
 
     def draw(figure: Any, axes: Any) -> None:
         from matplotlib.ticker import FuncFormatter
 
         names = list(reversed(ranked))  # the largest on top
-        bars = axes.barh(names, _floats([ranked[n] for n in names]), color="#2563eb")
-        shares = [f" ({ranked[n] / total:.1%})" if total > 0 else "" for n in names]
+        widths = [float(ranked[n]) for n in names]  # float-ok: bar lengths
+        bars = axes.barh(names, widths, color="#2563eb")
+        shares = [f" ({width / total:.1%})" if total > 0 else "" for width in widths]
         labels = [formats.money(ranked[n]) + share for n, share in zip(names, shares, strict=True)]
         axes.bar_label(bars, labels=labels, padding=4, fontsize=8)
         axes.margins(x=0.3)

@@ -31,29 +31,30 @@ MAX_CHANGES = 2000
 MAX_ACCOUNT_SECTIONS = 20
 ZERO = Decimal(0)
 
-Values = dict[str, Decimal]  # currency -> value
+Points = dict[str, float]  # currency -> value, as a chart coordinate
 
 
 @dataclass(frozen=True)
 class Series:
     """The value each account held in each currency at each time, carried from its last
-    snapshot; the first time is the start of the period, with every account's opening."""
+    snapshot; the first time is the start of the period, with every account's opening.
+    Chart coordinates only: the figures shown as numbers come from the statement."""
 
     times: list[datetime]
-    accounts: dict[str, dict[str, list[Decimal]]]
+    accounts: dict[str, dict[str, list[float]]]
 
-    def per_account(self) -> dict[str, list[Decimal]]:
+    def per_account(self) -> dict[str, list[float]]:
         """Each account's total value at each time."""
         return {
-            name: [sum(point, ZERO) for point in zip(*currencies.values(), strict=True)]
+            name: [sum(point) for point in zip(*currencies.values(), strict=True)]
             if currencies
-            else [ZERO] * len(self.times)
+            else [0.0] * len(self.times)
             for name, currencies in self.accounts.items()
         }
 
-    def per_currency(self) -> dict[str, list[Decimal]]:
+    def per_currency(self) -> dict[str, list[float]]:
         """The value held in each currency at each time, all accounts together."""
-        found: dict[str, list[Decimal]] = {}
+        found: dict[str, list[float]] = {}
         for currencies in self.accounts.values():
             for currency, values in currencies.items():
                 if currency in found:
@@ -86,18 +87,18 @@ def choose_snapshots(
 def build_series(
     start: datetime,
     end: datetime,
-    openings: Mapping[str, Values],
+    openings: Mapping[str, Points],
     refs: Sequence[StoredSnapshot],
     holdings: Sequence[Holding],
 ) -> Series:
     """Every account's values over time: its opening from `start`, then each snapshot's
     holdings until the next one, up to `end`. Unpriced holdings are left out."""
-    by_snapshot: dict[int, Values] = {}
+    by_snapshot: dict[int, Points] = {}
     for row in holdings:
         values = by_snapshot.setdefault(row.snapshot_id, {})
         if row.value_usdt is not None:
-            values[row.currency] = row.value_usdt
-    state: dict[str, Values] = dict(openings)
+            values[row.currency] = float(row.value_usdt)  # float-ok: a chart coordinate
+    state: dict[str, Points] = dict(openings)
     times, points = [start], [dict(state)]
     for ref in sorted(refs, key=lambda r: (r.taken_at, r.snapshot_id)):
         if start <= ref.taken_at <= end:
@@ -110,10 +111,10 @@ def build_series(
     if end > times[-1]:  # holdings last until they change: draw the last step to the end
         times.append(end)
         points.append(dict(state))
-    accounts: dict[str, dict[str, list[Decimal]]] = {}
+    accounts: dict[str, dict[str, list[float]]] = {}
     for name in sorted({name for point in points for name in point}):
         held = sorted({c for point in points for c in point.get(name, {})})
-        accounts[name] = {c: [point.get(name, {}).get(c, ZERO) for point in points] for c in held}
+        accounts[name] = {c: [point.get(name, {}).get(c, 0.0) for point in points] for c in held}
     return Series(times, accounts)
 
 
@@ -187,7 +188,7 @@ def _cards(items: Sequence[tuple[str, str]]) -> str:
 def _change(opening: Decimal, closing: Decimal) -> str:
     difference = amounts.subtract(closing, opening)
     sign = "+" if difference > 0 else ""
-    share = f" ({sign}{difference / opening:.1%})" if opening else ""
+    share = f" ({sign}{amounts.ratio(difference, opening):.1%})" if opening else ""
     return f"{sign}{formats.money(difference)} USDT{share}"
 
 
@@ -259,7 +260,7 @@ def render(
     refs = choose_snapshots(db, selection, now, every)
     openings = {
         account.account: {
-            line.currency: line.opening_value
+            line.currency: float(line.opening_value)  # float-ok: a chart coordinate
             for line in account.lines
             if line.opening_value is not None and line.opening_amount
         }
@@ -299,7 +300,7 @@ def render(
         )
     if len(result.accounts) > MAX_ACCOUNT_SECTIONS:
         notes.append(f"Sections are shown for the first {MAX_ACCOUNT_SECTIONS} accounts.")
-    closing_values: Values = {}
+    closing_values: dict[str, Decimal] = {}
     for line in result.lines:
         if line.closing_value:
             closing_values[line.currency] = closing_values.get(line.currency, ZERO)
