@@ -16,8 +16,10 @@ to disk, so memory stays flat whatever the size).
 
 from __future__ import annotations
 
+import contextlib
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -161,6 +163,23 @@ class _Table:
         self.rows += 1
 
 
+def _save(workbook: Any, path: str) -> None:
+    """Workbook.save, except that a failure (a full disk) leaves no half-written archive
+    behind to try again, and fail again, when it is collected at exit."""
+    from openpyxl.writer.excel import ExcelWriter
+
+    archive = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    workbook.properties.modified = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        ExcelWriter(workbook, archive).save()
+    except BaseException:
+        handle, archive.fp = archive.fp, None  # closing would write the directory again
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+        raise
+
+
 def write_xlsx(
     sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]],
     path: str,
@@ -174,17 +193,24 @@ def write_xlsx(
         raise ConfigError(f"XLSX export needs openpyxl: {REPORT_EXTRA_HINT}.") from None
     workbook = Workbook(write_only=True)  # rows go straight to disk: constant memory
     count = 0
-    for title, columns, rows in sheets:
-        table = _Table(workbook, title, columns, zone)
-        for row in rows:
-            table.append(row)
-            count += 1
-            if progress is not None and count % 10000 == 0:
-                progress(10000)
-        if table.sheet is None:
-            table.next_sheet()  # an empty table still gets its sheet and header
-        table.finish()
-    workbook.save(path)
+    try:
+        for title, columns, rows in sheets:
+            table = _Table(workbook, title, columns, zone)
+            for row in rows:
+                table.append(row)
+                count += 1
+                if progress is not None and count % 10000 == 0:
+                    progress(10000)
+            if table.sheet is None:
+                table.next_sheet()  # an empty table still gets its sheet and header
+            table.finish()
+        _save(workbook, path)
+    except BaseException:
+        # Sheets left open by a failure would try to finish writing when collected.
+        for sheet in workbook.worksheets:
+            with contextlib.suppress(Exception):
+                sheet.close()
+        raise
     if progress is not None:
         progress(count % 10000)
     return count
