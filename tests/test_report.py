@@ -329,6 +329,37 @@ def test_export_html_is_one_self_contained_file(history_url: str, tmp_path: Path
         (["changes", "--account", "nobody"], "No account named 'nobody'"),
         (["changes", "--currency", "DOGE"], "has ever held 'DOGE'"),
         (["export", "--format", "xlsx", "-o", "-"], "cannot go to standard output"),
+        (["history", "--since", "2026-04-01", "--until", "2026-03-31"], "is after --until"),
+        (["changes", "--since", "2026-04-01", "--until", "2026-03-31"], "is after --until"),
+        (["export", "--since", "7d", "--until", "30d", "-o", "h.csv"], "is after --until"),
+        (
+            [
+                "export",
+                "--format",
+                "html",
+                "--since",
+                "2026-04-01",
+                "--until",
+                "2026-03",
+                "-o",
+                "r",
+            ],
+            "--until '2026-03' is not a date",
+        ),
+        (
+            [
+                "export",
+                "--format",
+                "html",
+                "--since",
+                "2026-04-02",
+                "--until",
+                "2026-04-01",
+                "-o",
+                "r.html",
+            ],
+            "--since (2026-04-02T00:00:00+00:00) is after --until (2026-04-01T23:59:59+00:00)",
+        ),
     ],
 )
 def test_bad_input_gets_one_sentence_and_exit_2(
@@ -336,8 +367,9 @@ def test_bad_input_gets_one_sentence_and_exit_2(
 ) -> None:
     result = CliRunner().invoke(cli, args, env={"RECORDER_DATABASE_URL": history_url})
     assert result.exit_code == 2, result.output
-    assert message in result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
+    assert list(Path().iterdir()) == []  # no report of a reversed range, nothing at all
 
 
 def test_the_views_answer_like_the_commands(history_url: str) -> None:
