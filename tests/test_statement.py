@@ -286,3 +286,15 @@ def test_the_months_of_a_year_chain_into_the_year(year_url: str) -> None:
     # The recorder was down from 29 May to 3 June: May closes with a carried snapshot.
     may = {a["account"]: a["closing_taken_at"] for a in months[4]["accounts"]}
     assert all("2025-05-29T" in taken_at for taken_at in may.values())
+
+
+def test_the_readme_statement_example_is_what_the_command_prints(tmp_path: Path) -> None:
+    from tests.history import record
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    command = "$ recorder statement --month 2026-03 --account main\n"
+    shown = readme[readme.index(command) + len(command) :].split("```")[0]
+    with fresh_database("sqlite", tmp_path) as url:
+        record(url)
+        printed = invoke(url, "statement", "--month", "2026-03", "--account", "main").stdout
+    assert printed == shown

@@ -126,6 +126,15 @@ NUMERIC = {
     "on_orders",
     "snapshot_id",
     "total_value_usdt",
+    "opening_amount",
+    "opening_price_usdt",
+    "opening_value_usdt",
+    "increases",
+    "decreases",
+    "net_change",
+    "closing_amount",
+    "closing_price_usdt",
+    "closing_value_usdt",
 }
 
 
@@ -266,8 +275,9 @@ def statement_heading(period: Period, zone: tzinfo) -> str:
     """The line above a statement: its period, bounds and zone."""
     start = timespec.show(period.start, zone, precise=False) if period.start else "the start"
     end = timespec.show(period.end, zone, precise=False)
+    label = f" {period.label}" if period.label else ""
     return (
-        f"Statement {period.label}: from {start} up to {end} ({zone}); values in USDT at "
+        f"Statement{label}: from {start} up to {end} ({zone}); values in USDT at "
         "the prices recorded with each snapshot"
     )
 
@@ -300,7 +310,7 @@ def statement_json(statement: Statement, zone: tzinfo) -> str:
         return json_value(v, zone)
 
     document = {
-        "period": period.label,
+        "period": period.label or None,
         "start": value(period.start),
         "end": value(period.end),
         "zone": str(zone),

@@ -118,15 +118,9 @@ def build_series(
     return Series(times, accounts)
 
 
-#: Right-aligned columns: amounts, prices, values, ids.
-NUMERIC = frozenset(formats.NUMERIC) | {
-    column for column in statement.COLUMNS[2:] if not column.endswith("taken_at")
-}
-
-
 def _cell(column: str, value: Any, zone: tzinfo) -> tuple[str, str]:
     """(text, class) of one table cell, written for reading."""
-    if isinstance(value, Decimal) or (value is None and column in NUMERIC):
+    if isinstance(value, Decimal) or (value is None and column in formats.NUMERIC):
         if value is None:
             return ("unpriced" if "value" in column or "price" in column else ""), "num"
         shown = formats.money(value) if "value" in column else formats.quantity(value)
@@ -143,7 +137,7 @@ def _table(
     strong: Sequence[bool] = (),
 ) -> str:
     head = "".join(
-        f'<th class="{"num" if c in NUMERIC else ""}">{html.escape(_label(c))}</th>'
+        f'<th class="{"num" if c in formats.NUMERIC else ""}">{html.escape(_label(c))}</th>'
         for c in columns
     )
     body = []

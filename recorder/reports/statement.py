@@ -62,7 +62,7 @@ class Period:
     """What a statement covers: from `start` (None: the first snapshot) up to `end`,
     which is not included."""
 
-    label: str
+    label: str  # "2026-03", "2026-Q1", "2026"; empty for --since/--until
     start: datetime | None
     end: datetime
 
@@ -113,13 +113,10 @@ def period_of(
 
 
 def covering(selection: Selection, now: datetime) -> Period:
-    """The period of a selection's --since and --until (up to now without --until)."""
+    """The period of a selection's --since and --until (up to now without --until); its
+    label is empty: it is no calendar period."""
     end = now if selection.until is None else selection.until + timespec.TICK
-    shown = [
-        timespec.show(moment, selection.zone, precise=False) if moment else "the first snapshot"
-        for moment in (selection.since, end - timespec.TICK)
-    ]
-    return Period(f"{shown[0]} to {shown[1]}", selection.since, end)
+    return Period("", selection.since, end)
 
 
 @dataclass(frozen=True)
