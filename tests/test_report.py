@@ -8,6 +8,7 @@ import json
 import sys
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -462,3 +463,30 @@ def test_exports_show_progress_on_a_terminal(history_url: str, tmp_path: Path) -
     os.close(primary)
     assert process.returncode == 0
     assert b"Exporting" in output and b"100%" in output
+
+
+def test_the_chart_totals_count_every_account_at_its_last_state() -> None:
+    from recorder.reports.html import build_series
+    from recorder.values import Holding, StoredSnapshot
+
+    def snapshot(account: str, snapshot_id: int, at: datetime) -> StoredSnapshot:
+        return StoredSnapshot(account, snapshot_id, at, None, 0)
+
+    def holding(ref: StoredSnapshot, currency: str, value: str) -> Holding:
+        price = Decimal(value)
+        return Holding(*ref[:3], currency, Decimal(1), price, price, None, None)
+
+    a1, b1, a2 = snapshot("a", 1, T1), snapshot("b", 2, T2), snapshot("a", 3, T3)
+    end = T3 + timedelta(days=1)
+    series = build_series(
+        T1,
+        end,
+        {"a": {"BTC": 100.0}, "b": {"ETH": 50.0}},  # the openings: b first recorded at T2
+        [a1, b1, a2],
+        [holding(a1, "BTC", "100"), holding(b1, "ETH", "50"), holding(a2, "BTC", "120")],
+    )
+    assert series.times == [T1, T2, T3, end]
+    totals = [sum(point) for point in zip(*series.per_account().values(), strict=True)]
+    # Never only one account: each is carried at its last known state, to the end.
+    assert totals == [150.0, 150.0, 170.0, 170.0]
+    assert series.per_currency() == {"BTC": [100.0, 100.0, 120.0, 120.0], "ETH": [50.0] * 4}
