@@ -17,7 +17,8 @@ from recorder.config import readers
 from recorder.errors import ConfigError
 from recorder.values import Credentials
 
-DEFAULT_DATABASE_URL = "sqlite:///recorder.db"
+DEFAULT_DATABASE_FILE = "recorder.db"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_FILE}"
 DEFAULT_BUFFER_FILE = "recorder-buffer.jsonl"
 LOG_LEVELS = readers.LOG_LEVELS
 LOG_FORMATS = ("text", "json")
@@ -60,6 +61,27 @@ def _bounded(reader: Callable[..., Any], **bounds: Any) -> Callable[[str, Any], 
 
 NUMBER = readers.env_number
 BOOLEAN = readers.env_boolean
+
+
+#: The keys of an [[accounts]] table and what each means (README: `config.account_table()`).
+ACCOUNT_KEY_DOCS = (
+    ("name", "how the account appears in the database and reports (letters, digits, `. _ @ -`)"),
+    (
+        "api_key, api_key_credential, api_key_env, api_key_file",
+        "the API key, the name of a systemd credential holding it (a file in "
+        "`$CREDENTIALS_DIRECTORY`, from `LoadCredential=`), the environment variable holding "
+        "it, or a file holding it (relative to the config file's folder): exactly one",
+    ),
+    (
+        "secret_key, secret_key_credential, secret_key_env, secret_key_file",
+        "the same for the secret key (prefer `_credential` under systemd, else `_file` or `_env`)",
+    ),
+    (
+        "balance_source",
+        "`balances` (default, `returnBalances`) or `complete` (`returnCompleteBalances`: the "
+        "amount is available + in open orders)",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,8 @@ class NotifyRule:
     currencies: tuple[str, ...] = ()
     min_abs_change: Decimal | None = None
     min_rel_change: Decimal | None = None  # 0.05 = 5 % of the old amount
+    #: One notification per poll carrying all its selected changes, instead of one each.
+    batch: bool = False
 
     def __repr__(self) -> str:
         # A webhook URL often carries a token: show only where it goes.
@@ -142,7 +166,9 @@ class Settings:
     database_url: str = setting(
         DEFAULT_DATABASE_URL,
         readers.text,
-        "SQLAlchemy URL of the database (`postgresql://...`, `mysql://...`)",
+        "SQLAlchemy URL of the database (`postgresql://...`, `mysql://...`); a relative SQLite "
+        "file is in the config file's folder, and by default under systemd in "
+        "`$STATE_DIRECTORY`",
         env=("RECORDER_DATABASE_URL",),
     )
     interval_seconds: float = setting(
@@ -205,7 +231,8 @@ class Settings:
         Path(DEFAULT_BUFFER_FILE),
         readers.optional_text,
         "journal of polls waiting for an unreachable database (relative to the config "
-        'file\'s folder, else the working folder; `""`: memory only)',
+        'file\'s folder; by default under systemd in `$STATE_DIRECTORY`; `""`: memory only); '
+        "`run` and `poll` refuse to start when it cannot be written",
         env=("RECORDER_BUFFER_FILE",),
     )
     buffer_max_snapshots: int = setting(
