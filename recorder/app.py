@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from recorder.config import Settings
 from recorder.errors import ConfigError
@@ -41,6 +42,25 @@ def open_database(settings: Settings) -> Database:
             "cannot share a SQLite file across machines."
         )
     return db
+
+
+def check_journal(path: Path | None) -> None:
+    """Refuse to start when the outage journal cannot be written: polls buffered during an
+    outage would be lost while the log promised the next run writes them."""
+    if path is None:
+        return
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"buffer_file {str(path)!r} cannot be written ({error.strerror}); set buffer_file "
+            'to a file in a folder this user can write, or to "" to keep buffered polls in '
+            "memory only."
+        ) from None
 
 
 def open_client(settings: Settings) -> CoinWClient:
@@ -89,6 +109,7 @@ def build(
         if client is None:
             client = open_client(settings)
             closing.append(client.close)
+        check_journal(settings.buffer_file)
         claims = locks.Claims(locks.for_database(db))
         closing.append(claims.close)
         writes = WritePath(

@@ -20,7 +20,22 @@ log = logging.getLogger("recorder")
 
 
 class RecorderGroup(click.Group):
-    """A group that turns expected errors into one line on stderr and an exit code."""
+    """A group that turns expected errors into one line on stderr and an exit code, and
+    lists its commands with their whole first sentence."""
+
+    group_class = type  # `db` and any later subgroup behave the same
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with the first sentence of its help, never cut short (click cuts
+        at the terminal width less the names; the definition list wraps instead)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

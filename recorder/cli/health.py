@@ -64,6 +64,13 @@ def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
     else:
         for line in health.status_lines(report):
             click.echo(line)
+    if not report.accounts:
+        click.echo(
+            "Error: there is no account to check: none is configured and the database has "
+            "recorded none; add an [[accounts]] table (or set COINW_API_KEY), or point "
+            "database_url at the database the daemon writes.",
+            err=True,
+        )
     if not report.healthy:
         sys.exit(1)
 

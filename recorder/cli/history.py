@@ -149,6 +149,8 @@ def export(
 
             document = html.render(db, chosen, datetime.now(UTC))
             write_text(output, lambda out: out.write(document))
+            if output != "-":
+                click.echo(f"Wrote {output}", err=True)
             return
         with progress(lambda: gather.count_rows(db, chosen), output) as step:
             batches = gather.export_batches(db, chosen)
