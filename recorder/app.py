@@ -91,6 +91,10 @@ class Recorder:
             self.closing.pop()()
 
 
+#: What `/healthz` answers, from the recorder's database: (healthy, the document).
+Health = Callable[[Database], tuple[bool, str]]
+
+
 def build(
     settings: Settings,
     *,
@@ -98,9 +102,11 @@ def build(
     client: CoinWClient | None = None,
     notify: bool = True,
     metrics_port: int | None = None,
+    health: Health | None = None,
 ) -> Recorder:
     """Assemble a recorder. The database and client are opened here unless given (then the
-    caller closes them); metrics are served only when `metrics_port` is given."""
+    caller closes them); metrics (and /healthz, with `health`) are served only when
+    `metrics_port` is given."""
     closing: list[Callable[[], None]] = []
     try:
         if db is None:
@@ -121,14 +127,16 @@ def build(
         )
         poller = Poller(settings, client, claims, writes, threading.Event())
         recorder = Recorder(settings, db, client, poller, Daemon(poller), closing)
-        if metrics_port is not None:
-            _serve_metrics(recorder, metrics_port)
+        dropped: Callable[[], int] = lambda: 0  # noqa: E731
         if notify and settings.notify:
             from recorder.polling.notify import Notifier
 
             notifier = Notifier(settings.notify)
             poller.listeners.append(notifier.observe)
             closing.append(notifier.close)
+            dropped = lambda: notifier.dropped  # noqa: E731
+        if metrics_port is not None:
+            _serve_metrics(recorder, metrics_port, dropped, health)
     except BaseException:
         while closing:
             closing.pop()()
@@ -136,14 +144,21 @@ def build(
     return recorder
 
 
-def _serve_metrics(recorder: Recorder, port: int) -> None:
+def _serve_metrics(
+    recorder: Recorder, port: int, dropped: Callable[[], int], health: Health | None
+) -> None:
     from recorder.polling.metrics import Metrics
 
     buffer = recorder.poller.writes.buffer
-    metrics = Metrics(buffered=lambda: len(buffer))
+    metrics = Metrics(
+        buffered=lambda: len(buffer),
+        accounts=[account.name for account in recorder.settings.accounts],
+        notifications_dropped=dropped,
+    )
     address = recorder.settings.metrics.address
+    check = None if health is None else (lambda: health(recorder.db))
     try:
-        served = metrics.serve(port, address)
+        served = metrics.serve(port, address, health=check)
     except OSError as error:
         raise ConfigError(
             f"Cannot serve metrics on {address}:{port} ({error.strerror}); choose another "
@@ -162,9 +177,12 @@ def running(
     client: CoinWClient | None = None,
     notify: bool = True,
     metrics_port: int | None = None,
+    health: Health | None = None,
 ) -> Iterator[Recorder]:
     """`build`, then `close` when done."""
-    recorder = build(settings, db=db, client=client, notify=notify, metrics_port=metrics_port)
+    recorder = build(
+        settings, db=db, client=client, notify=notify, metrics_port=metrics_port, health=health
+    )
     try:
         yield recorder
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from recorder import __version__
 from recorder.cli import cli
 from recorder.reports.health import find_gaps
 from recorder.sources.coinw.simulator import Fault, Simulator
@@ -63,6 +65,7 @@ def test_a_running_daemon_serves_its_metrics(
             return samples if samples.get('recorder_up{account="default"}') == 1 else None
 
         samples = wait_for(ready, timeout=30)
+        healthz = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=15).status_code
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=15)
@@ -77,6 +80,79 @@ def test_a_running_daemon_serves_its_metrics(
     assert samples["recorder_buffered_snapshots"] == 0
     last = samples['recorder_last_success_timestamp_seconds{account="default"}']
     assert abs(last - datetime.now(UTC).timestamp()) < 60
+    # What operators expect of any daemon: process metrics, the build, zeroed counters.
+    assert samples["process_resident_memory_bytes"] > 0 and samples["process_open_fds"] > 0
+    build = f'recorder_build_info{{python="{platform.python_version()}",version="{__version__}"}}'
+    assert samples[build] == 1
+    for kind in ("auth", "connect", "timeout", "rate_limit", "invalid_amount"):
+        assert samples[f'recorder_poll_errors_total{{account="default",kind="{kind}"}}'] == 0
+    assert samples["recorder_notifications_dropped_total"] == 0
+    assert healthz == 200
+
+
+def test_healthz_answers_like_status(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "recorder", "run", "--metrics-port", str(port)],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answered() -> httpx.Response | None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=15)
+            except httpx.HTTPError:
+                return None
+            return response if response.status_code == 200 else None
+
+        healthy = wait_for(answered, timeout=30)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    status = CliRunner().invoke(cli, ["status", "--format", "json"], env=env)
+    assert status.exit_code == 0
+    from_daemon, from_status = json.loads(healthy.text), json.loads(status.stdout)
+    assert healthy.headers["content-type"] == "application/json"
+    for document in (from_daemon, from_status):
+        del document["checked_at"], document["size_bytes"]
+        for entry in document["accounts"]:
+            del entry["age_seconds"]
+    assert from_daemon == from_status
+
+
+def test_healthz_is_503_when_status_would_fail() -> None:
+    from recorder.errors import DatabaseUnavailableError
+    from recorder.polling.metrics import Metrics
+
+    answers: list[tuple[bool, str] | Exception] = [
+        (False, '{"accounts": []}'),
+        DatabaseUnavailableError("The database at x is unavailable (refused)."),
+        (True, '{"accounts": [1]}'),
+    ]
+
+    def check() -> tuple[bool, str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    metrics = Metrics()
+    port = metrics.serve(0, health=check)
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        stale, down, fine = (httpx.get(url, timeout=5) for _ in range(3))
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+    finally:
+        metrics.close()
+    assert (stale.status_code, stale.text) == (503, '{"accounts": []}\n')
+    assert down.status_code == 503 and "is unavailable (refused)" in down.text
+    assert fine.status_code == 200
 
 
 def test_json_logs_carry_the_account(

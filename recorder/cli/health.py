@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,19 @@ def _accounts_to_check(db: Database, settings: Settings, names: tuple[str, ...])
     if configured:
         return {name: recorded.get(name, NEVER_RECORDED) for name in configured}
     return recorded
+
+
+def health_check(settings: Settings) -> Callable[[Database], tuple[bool, str]]:
+    """What the daemon's /healthz answers: `recorder status --format json`, healthy or
+    not by the same rule."""
+    from recorder.reports import health
+
+    def check(db: Database) -> tuple[bool, str]:
+        accounts = _accounts_to_check(db, settings, ())
+        report = health.status_report(db, accounts, settings.interval_seconds, datetime.now(UTC))
+        return report.healthy, health.status_json(report)
+
+    return check
 
 
 @cli.command()

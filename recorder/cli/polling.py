@@ -28,11 +28,12 @@ def run(state: State, metrics_port: int | None) -> None:
     systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.
     """
     from recorder import app
+    from recorder.cli.health import health_check
 
     settings = state.settings()
     settings.require_accounts()
     port = metrics_port if metrics_port is not None else settings.metrics.port
-    with app.running(settings, metrics_port=port) as recorder:
+    with app.running(settings, metrics_port=port, health=health_check(settings)) as recorder:
         recorder.daemon.run()
 
 
