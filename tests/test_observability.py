@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -166,7 +167,60 @@ def test_json_logs_carry_the_account(
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     change = next(line for line in lines if "BTC appeared" in line["message"])
     assert change["account"] == "default" and change["level"] == "INFO"
-    assert change["time"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", change["time"])
+    assert (change["currency"], change["old"], change["new"], change["delta"]) == (
+        "BTC",
+        None,
+        "0.0012",
+        "0.0012",
+    )
+
+
+def test_a_change_event_carries_exact_amounts_as_fields(
+    env: dict[str, str], simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    simulator.set_holdings(API_KEY, {"BTC": "0.00120000000000000001"})  # and USDT is gone
+    result = runner.invoke(cli, ["--log-format", "json", "--log-level", "INFO", "poll"], env=env)
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    fields = [(e["currency"], e["old"], e["new"], e["delta"]) for e in events if "currency" in e]
+    assert fields == [
+        ("BTC", "0.0012", "0.00120000000000000001", "0.00000000000000000001"),
+        ("USDT", "257.51830114", None, "-257.51830114"),
+    ]
+
+
+def test_under_systemd_each_line_starts_with_its_journal_priority(
+    env: dict[str, str], simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.add_fault(Fault.http(502), API_KEY)  # the first poll fails: a warning
+
+    def run(stderr: Path, journal_stream: Path, until: str) -> list[str]:
+        with stderr.open("w") as stream:
+            found = journal_stream.stat()
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "recorder", "run"],
+                env={**os.environ, **env, "JOURNAL_STREAM": f"{found.st_dev}:{found.st_ino}"},
+                cwd=tmp_path,
+                stderr=stream,
+            )
+            try:
+                wait_for(lambda: until in stderr.read_text(), timeout=30)
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(timeout=15)
+        return stderr.read_text().splitlines()
+
+    journal = tmp_path / "journal"
+    lines = run(journal, journal, until="default BTC appeared")
+    assert lines and all(re.match(r"<[3467]>\d{4}-", line) for line in lines), lines
+    assert any(line.startswith("<4>") and "poll failed (http_status)" in line for line in lines)
+    assert any(line.startswith("<6>") and "default BTC appeared" in line for line in lines)
+    # A child writing to another file inherits the variable, not the stream: no prefix.
+    elsewhere = run(tmp_path / "elsewhere", journal, until="Recording 1 account")
+    assert elsewhere and not any(line.startswith("<") for line in elsewhere), elsewhere
 
 
 def test_status_reports_health_and_exits_1_when_an_account_is_stale(
