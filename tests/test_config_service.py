@@ -203,3 +203,14 @@ def test_a_file_readable_by_the_service_group_is_quiet_and_world_readable_is_not
     os.chmod(tmp_path / "main.secret", 0o604)
     (warning,) = config.load(path, {}, cwd=tmp_path).warnings
     assert warning.endswith(f"chmod o-rwx {tmp_path / 'main.secret'}")
+
+
+def test_commands_that_only_read_need_the_account_names_not_their_keys(tmp_path: Path) -> None:
+    # `recorder status` from cron runs where the unit's credentials are not.
+    path = write_config(tmp_path, TWO_ACCOUNTS)
+    settings = config.load(path, {}, cwd=tmp_path, read_keys=False)
+    assert [a.name for a in settings.accounts] == ["main", "savings"]
+    from_environment = config.load(
+        None, {"COINW_SECRET_KEY_FILE": "/nowhere"}, cwd=Path("/"), read_keys=False
+    )
+    assert [a.name for a in from_environment.accounts] == ["default"]

@@ -58,11 +58,15 @@ class State:
         self.log_level = log_level
         self.log_format = log_format
         self._settings: config.Settings | None = None
+        self._with_keys = False
 
-    def settings(self, *, quiet: bool = False) -> config.Settings:
-        """Load the settings once and start logging at the configured level."""
-        if self._settings is None:
-            self._settings = config.load(self.config_path)
+    def settings(self, *, quiet: bool = False, keys: bool = False) -> config.Settings:
+        """Load the settings once and start logging at the configured level. Only commands
+        that poll ask for the accounts' `keys`: the others need the accounts' names, and
+        may run where the service's credentials are not (cron, a shell)."""
+        if self._settings is None or (keys and not self._with_keys):
+            self._settings = config.load(self.config_path, read_keys=keys)
+            self._with_keys = keys
             level = self.log_level or self._settings.log_level
             if quiet and self.log_level is None:
                 level = max(level, "WARNING", key=logging.getLevelName)

@@ -30,7 +30,7 @@ def run(state: State, metrics_port: int | None) -> None:
     from recorder import app
     from recorder.cli.health import health_check
 
-    settings = state.settings()
+    settings = state.settings(keys=True)
     settings.require_accounts()
     port = metrics_port if metrics_port is not None else settings.metrics.port
     with app.running(settings, metrics_port=port, health=health_check(settings)) as recorder:
@@ -46,7 +46,7 @@ def poll(state: State) -> None:
     """
     from recorder import app
 
-    settings = state.settings(quiet=True)
+    settings = state.settings(quiet=True, keys=True)
     settings.require_accounts()
     with app.running(settings) as recorder:
         outcomes = recorder.poller.poll_all()

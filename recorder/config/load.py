@@ -68,8 +68,9 @@ NOTIFY_KEYS = (
     "batch",
 )
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
-#: The account the COINW_* variables configure.
+#: The account the COINW_* variables configure, and those variables.
 ENVIRONMENT_ACCOUNT = "default"
+ENVIRONMENT_KEYS = ("COINW_API_KEY", "COINW_SECRET_KEY", "COINW_SECRET_KEY_FILE")
 
 
 def environment() -> dict[str, str]:
@@ -182,7 +183,7 @@ def _account(index: int, table: Any, found: secrets.Found) -> AccountConfig:
     where = f"account {name!r}"
     api_key = secrets.key_from(where, table, "api_key", found) or ""
     secret = secrets.key_from(where, table, "secret_key", found) or ""
-    if name != ENVIRONMENT_ACCOUNT:
+    if name != ENVIRONMENT_ACCOUNT and found.read:
         _require_keys(where, api_key, secret)
     source = readers.choice(
         f"{where}.balance_source", table.get("balance_source", "balances"), BALANCE_SOURCES
@@ -267,6 +268,10 @@ def _accounts(
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"The account name {name!r} is used twice in {where}.")
+    if not found.read:
+        if not accounts and any(found.environ.get(v, "").strip() for v in ENVIRONMENT_KEYS):
+            accounts.append(AccountConfig(ENVIRONMENT_ACCOUNT, Credentials("", Secret(""))))
+        return accounts
     api_key, secret, secret_variable = secrets.from_environment(found.environ, cwd, found.warnings)
     if ENVIRONMENT_ACCOUNT in names:
         index = names.index(ENVIRONMENT_ACCOUNT)
@@ -339,8 +344,12 @@ def load(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    read_keys: bool = True,
 ) -> Settings:
-    """Read and check the settings; ConfigError names the first bad key."""
+    """Read and check the settings; ConfigError names the first bad key. With
+    `read_keys` False the accounts' keys are not read (commands that only read the history need the
+    accounts' names, and run where the service's credentials are not)."""
     environ = os.environ if environ is None else environ
     cwd = (cwd or Path.cwd()).absolute()
     config_path = find_config_file(path, environ, cwd)
@@ -349,7 +358,7 @@ def load(
     document: dict[str, Any] = _read_toml(config_path) if config_path else {}
     where = str(config_path) if config_path else "the configuration"
     config_folder = config_path.parent if config_path else None
-    found = secrets.Found(environ, config_folder or cwd, [])
+    found = secrets.Found(environ, config_folder or cwd, [], read=read_keys)
     readers.check_keys(where, document, TOP_KEYS)
 
     values = _values(Settings, document, where, environ)

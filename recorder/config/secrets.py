@@ -35,6 +35,8 @@ class Found:
     #: The folder relative `*_file` paths start from.
     base: Path
     warnings: list[str]
+    #: False for commands that only read the history: they need names, not keys.
+    read: bool = True
 
 
 def readable_by_everyone(path: Path) -> bool:
@@ -101,7 +103,7 @@ def key_from(where: str, table: Mapping[str, Any], field_name: str, found: Found
     given = [field_name + suffix for suffix in SOURCES if field_name + suffix in table]
     if len(given) > 1:
         raise ConfigError(f"{where} sets both {given[0]} and {given[1]}; keep one.")
-    if not given:
+    if not given or not found.read:
         return None
     source = given[0]
     value = readers.text(f"{where}.{source}", table[source])
