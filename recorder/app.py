@@ -153,6 +153,7 @@ def _serve_metrics(
     metrics = Metrics(
         buffered=lambda: len(buffer),
         accounts=[account.name for account in recorder.settings.accounts],
+        interval_seconds=recorder.settings.interval_seconds,
         notifications_dropped=dropped,
     )
     address = recorder.settings.metrics.address

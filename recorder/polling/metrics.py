@@ -10,6 +10,7 @@
     recorder_buffered_snapshots                    polls waiting for the database
     recorder_notifications_dropped_total           [[notify]] deliveries given up unsent
     recorder_build_info{version,python}            1
+    recorder_interval_seconds                      interval_seconds, for alert rules
     process_*, python_*                            prometheus-client's own collectors
 
 Error counters start at zero for every configured account and every kind, so a rate over
@@ -86,6 +87,7 @@ class Metrics:
         buffered: Callable[[], int] = lambda: 0,
         *,
         accounts: Iterable[str] = (),
+        interval_seconds: float | None = None,
         notifications_dropped: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -99,6 +101,13 @@ class Metrics:
             registry=self.registry,
         )
         build.labels(__version__, platform.python_version()).set(1)
+        interval = Gauge(
+            "recorder_interval_seconds",
+            "Seconds between two polls of an account (interval_seconds).",
+            registry=self.registry,
+        )
+        if interval_seconds is not None:
+            interval.set(interval_seconds)
         self.up = Gauge(
             "recorder_up",
             "1 if the last poll of the account succeeded.",
