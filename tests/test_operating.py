@@ -165,6 +165,9 @@ def test_db_copy_counts_in_words_and_never_creates_its_source(
     assert copied.exit_code == 0, copied.output
     assert copied.stdout.startswith("Copied 1 account, 1 snapshot, 2 balance rows, 2 changes, ")
     assert "0 poll errors into " in copied.stdout
+    assert "Verified: 1 account, 1 snapshot, 2 balance rows, 2 changes, 0 poll errors;" in (
+        copied.stdout
+    )
 
 
 def test_the_copy_progress_says_when_it_moves_on_to_verifying(

@@ -89,7 +89,7 @@ def copy(state: State, target_url: str) -> None:
     click.echo(f"Copied {copied} into {target.display_url}.")
     click.echo(
         "Verified: "
-        + ", ".join(f"{table} {count:,} rows" for table, (count, _) in result.checksums.items())
+        + ", ".join(counted(count, ROWS[table]) for table, (count, _) in result.checksums.items())
         + "; every amount sums to the same exact total on both sides."
     )
 
