@@ -18,7 +18,7 @@ from recorder.values import PollOutcome, PollStatus
     "--metrics-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="Serve Prometheus metrics on this port (overrides [metrics] port).",
+    help="Serve Prometheus metrics (and /healthz) on this port (overrides [metrics] port).",
 )
 @pass_state
 def run(state: State, metrics_port: int | None) -> None:
