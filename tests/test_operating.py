@@ -106,7 +106,6 @@ def test_an_older_schema_is_left_alone_and_the_message_says_to_upgrade(
 
 
 def test_status_with_no_account_to_check_says_why(env: dict[str, str], sqlite_url: str) -> None:
-    Database(sqlite_url).close()
     db = Database(sqlite_url)
     migrate.ensure_schema(db)
     db.close()
