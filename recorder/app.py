@@ -53,6 +53,25 @@ def journal_path(settings: Settings, db: Database) -> Path | None:
     return settings.buffer_file.with_name(name)
 
 
+def check_journal(path: Path | None) -> None:
+    """Refuse to start when the outage journal cannot be written: polls buffered during an
+    outage would be lost while the log promised the next run writes them."""
+    if path is None:
+        return
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"buffer_file {str(path)!r} cannot be written ({error.strerror}); set buffer_file "
+            'to a file in a folder this user can write, or to "" to keep buffered polls in '
+            "memory only."
+        ) from None
+
+
 def open_client(settings: Settings, call_off: threading.Event | None = None) -> CoinWClient:
     """The exchange client the settings describe; a request in flight is called off once
     `call_off` is set."""
@@ -83,6 +102,10 @@ class Recorder:
             self.closing.pop()()
 
 
+#: What `/healthz` answers, from the recorder's database: (healthy, the document).
+Health = Callable[[Database], tuple[bool, str]]
+
+
 def build(
     settings: Settings,
     *,
@@ -90,9 +113,11 @@ def build(
     client: CoinWClient | None = None,
     notify: bool = True,
     metrics_port: int | None = None,
+    health: Health | None = None,
 ) -> Recorder:
     """Assemble a recorder. The database and client are opened here unless given (then the
-    caller closes them); metrics are served only when `metrics_port` is given."""
+    caller closes them); metrics (and /healthz, with `health`) are served only when
+    `metrics_port` is given."""
     closing: list[Callable[[], None]] = []
     call_off = threading.Event()
     try:
@@ -102,25 +127,29 @@ def build(
         if client is None:
             client = open_client(settings, call_off)
             closing.append(client.close)
+        journal = journal_path(settings, db)
+        check_journal(journal)
         claims = locks.Claims(locks.for_database(db))
         closing.append(claims.close)
         writes = WritePath(
             db,
-            OutageBuffer(journal_path(settings, db), settings.buffer_max_snapshots, db.identity),
+            OutageBuffer(journal, settings.buffer_max_snapshots, db.identity),
             claims=claims,
             recorded_by=instance_name(),
             retry_seconds=settings.interval_seconds,
         )
         poller = Poller(settings, client, claims, writes, threading.Event())
         recorder = Recorder(settings, db, client, poller, Daemon(poller, call_off), closing)
-        if metrics_port is not None:
-            _serve_metrics(recorder, metrics_port)
+        dropped: Callable[[], int] = lambda: 0  # noqa: E731
         if notify and settings.notify:
             from recorder.polling.notify import Notifier
 
             notifier = Notifier(settings.notify)
             poller.listeners.append(notifier.observe)
             closing.append(notifier.close)
+            dropped = lambda: notifier.dropped  # noqa: E731
+        if metrics_port is not None:
+            _serve_metrics(recorder, metrics_port, dropped, health)
     except BaseException:
         while closing:
             closing.pop()()
@@ -128,13 +157,21 @@ def build(
     return recorder
 
 
-def _serve_metrics(recorder: Recorder, port: int) -> None:
+def _serve_metrics(
+    recorder: Recorder, port: int, dropped: Callable[[], int], health: Health | None
+) -> None:
     from recorder.polling.metrics import Metrics
 
-    metrics = Metrics(waiting=recorder.poller.writes.waiting)
+    metrics = Metrics(
+        waiting=recorder.poller.writes.waiting,
+        accounts=[account.name for account in recorder.settings.accounts],
+        interval_seconds=recorder.settings.interval_seconds,
+        notifications_dropped=dropped,
+    )
     address = recorder.settings.metrics.address
+    check = None if health is None else (lambda: health(recorder.db))
     try:
-        served = metrics.serve(port, address)
+        served = metrics.serve(port, address, health=check)
     except OSError as error:
         raise ConfigError(
             f"Cannot serve metrics on {address}:{port} ({error.strerror}); choose another "
@@ -153,9 +190,12 @@ def running(
     client: CoinWClient | None = None,
     notify: bool = True,
     metrics_port: int | None = None,
+    health: Health | None = None,
 ) -> Iterator[Recorder]:
     """`build`, then `close` when done."""
-    recorder = build(settings, db=db, client=client, notify=notify, metrics_port=metrics_port)
+    recorder = build(
+        settings, db=db, client=client, notify=notify, metrics_port=metrics_port, health=health
+    )
     try:
         yield recorder
     finally:

@@ -16,6 +16,9 @@ from recorder.values import Credentials, PollOutcome
 
 log = logging.getLogger(__name__)
 
+#: The one account the demo records; `recorder demo` replaces only a database holding it.
+DEMO_ACCOUNT = "demo"
+
 SQL_TO_TRY = (
     "SELECT a.name, c.currency, c.old_amount, c.new_amount, c.delta, c.taken_at "
     "FROM balance_changes c JOIN accounts a ON a.id = c.account_id ORDER BY c.id;"
@@ -37,7 +40,7 @@ def run_demo(database: Path, *, polls: int = 6, interval: float = 1.0) -> Path:
             interval_seconds=interval,
             base_url=exchange.url,
             buffer_file=None,
-            accounts=(AccountConfig("demo", Credentials(api_key, Secret(secret_key))),),
+            accounts=(AccountConfig(DEMO_ACCOUNT, Credentials(api_key, Secret(secret_key))),),
         )
         log.info("Simulated CoinW exchange listening on %s.", exchange.url)
         with app.running(settings) as recorder:

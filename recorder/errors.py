@@ -64,6 +64,9 @@ class DatabaseUnavailableError(StoreError):
 class WriteRejectedError(StoreError):
     """The database refused the data itself; the same write will fail again."""
 
+    #: The poll_errors.kind of a poll whose data the database refused.
+    kind = "rejected_by_database"
+
 
 class SchemaError(StoreError):
     """The database was migrated by a newer recorder; this one must not write to it."""

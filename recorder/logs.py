@@ -1,20 +1,38 @@
 """Log set-up: one readable line per event (or one JSON object, for log shippers), UTC
-times, secrets redacted and control characters escaped. Lines about an account name it,
-and JSON lines carry it in an `account` field."""
+times to the millisecond, secrets redacted and control characters escaped. Lines about an
+account name it, and JSON lines carry it in an `account` field; a change carries its
+`currency`, `old`, `new` and `delta` (exact decimal strings) as fields of their own.
+
+Under systemd (stderr is the journal's stream: $JOURNAL_STREAM names it) every line starts
+with its syslog priority, `<3>` for an error to `<7>` for debug, so `journalctl -p warning`
+and the journal's colours work.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
-from typing import TextIO
+from decimal import Decimal
+from typing import Any, TextIO
 
-from recorder import text
+from recorder import amounts, text
 
 FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 #: No message is longer: journald splits lines past its LineMax (48K bytes) into several.
 MESSAGE_LIMIT = 10_000
+#: Fields a log record may carry besides its message, shown in JSON lines.
+FIELDS = ("account", "currency", "old", "new", "delta")
+#: syslog priorities of the log levels, for the journal.
+PRIORITIES = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
 
 
 class SafeTextFilter(logging.Filter):
@@ -43,14 +61,19 @@ def safe_traceback(trace: str) -> str:
 
 
 class UTCFormatter(logging.Formatter):
-    """Times in UTC with a Z, like everything the recorder stores."""
+    """Times in UTC to the millisecond with a Z, like everything the recorder stores."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+def _field(value: Any) -> Any:
+    return amounts.to_text(value) if isinstance(value, Decimal) else value
 
 
 class JSONFormatter(UTCFormatter):
-    """One JSON object per line: time, level, logger, message, and account when known."""
+    """One JSON object per line: time, level, logger, message, and the fields known."""
 
     def format(self, record: logging.LogRecord) -> str:
         document = {
@@ -59,12 +82,37 @@ class JSONFormatter(UTCFormatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        account = getattr(record, "account", None)
-        if account is not None:
-            document["account"] = account
+        for name in FIELDS:
+            if hasattr(record, name):
+                document[name] = _field(getattr(record, name))
         if record.exc_info:
             document["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(document)
+
+
+class JournalFormatter(logging.Formatter):
+    """Another formatter's lines, each prefixed with the record's syslog priority."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = PRIORITIES.get(record.levelno, 6)
+        return "\n".join(f"<{priority}>{line}" for line in self.inner.format(record).split("\n"))
+
+
+def writes_to_the_journal(stream: TextIO) -> bool:
+    """True when `stream` is the journal's stream systemd connected ($JOURNAL_STREAM is
+    "device:inode" of it; a child writing to a pipe inherits the variable, not the file)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        found = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False  # not a real file (a test's capture, a closed stream)
+    return expected == f"{found.st_dev}:{found.st_ino}"
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None, fmt: str = "text") -> None:
@@ -73,9 +121,13 @@ def configure(level: str = "INFO", stream: TextIO | None = None, fmt: str = "tex
     for handler in list(root.handlers):
         if getattr(handler, "_recorder", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
     handler._recorder = True  # type: ignore[attr-defined]
-    handler.setFormatter(JSONFormatter() if fmt == "json" else UTCFormatter(FORMAT))
+    formatter: logging.Formatter = JSONFormatter() if fmt == "json" else UTCFormatter(FORMAT)
+    if writes_to_the_journal(stream):
+        formatter = JournalFormatter(formatter)
+    handler.setFormatter(formatter)
     handler.addFilter(SafeTextFilter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -81,6 +81,7 @@ def test_a_file_that_is_not_a_sqlite_database_is_one_sentence(
     ids=" ".join,
 )
 def test_dates_beyond_the_calendar_are_one_sentence(env: dict[str, str], args: list[str]) -> None:
+    assert CliRunner().invoke(cli, ["poll"], env=env).exit_code == 0  # a history to ask
     code, stderr = run(env, *args)
     assert code in (0, 2), stderr
     if code == 2:
@@ -97,6 +98,7 @@ def test_an_unexpected_error_shows_a_masked_trace_and_exits_1(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom at /x?api_key=k&sign=0123456789ABCDEF0123456789ABCDEF\nINFO fake")
 
+    assert CliRunner().invoke(cli, ["poll"], env=env).exit_code == 0
     monkeypatch.setattr("recorder.store.history.resolve_accounts", broken)
     result = CliRunner().invoke(cli, ["at"], env=env)
     assert result.exit_code == 1

@@ -277,4 +277,4 @@ def test_a_readable_secret_file_is_named_with_its_fix(env: dict[str, str], tmp_p
     env = {k: v for k, v in env.items() if k != "COINW_SECRET_KEY"}
     result = invoke({**env, "COINW_SECRET_KEY_FILE": str(secret)}, "poll")
     assert result.exit_code == 0
-    assert f"chmod 600 {secret}" in result.stderr
+    assert f"chmod o-rwx {secret}" in result.stderr

@@ -33,7 +33,8 @@ def test_environment_variables_alone_configure_one_default_account(tmp_path: Pat
     assert account.name == "default"
     assert account.credentials.api_key == "key"
     assert account.credentials.secret_key.reveal() == SECRET
-    assert settings.database_url == "sqlite:///recorder.db"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'recorder.db'}"
+    assert settings.buffer_file == tmp_path / "recorder-buffer-{database}.jsonl"
     assert settings.base_url == "https://api.coinw.com"
     assert settings.interval_seconds == 60
     assert settings.timeout_seconds == 10
@@ -76,7 +77,7 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
         RECORDER_INTERVAL_SECONDS="2.5",
         COINW_BASE_URL="http://127.0.0.1:9/",
     )
-    assert settings.database_url == "sqlite:///b.db"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'b.db'}"
     assert settings.interval_seconds == 2.5
     assert settings.base_url == "http://127.0.0.1:9"
 
@@ -161,21 +162,38 @@ def test_no_repr_of_the_settings_shows_the_secret(tmp_path: Path) -> None:
     assert "key-1234567890" not in repr(settings)
 
 
-def test_a_secret_file_others_can_read_gets_a_warning_with_the_fix(tmp_path: Path) -> None:
+def test_a_secret_file_every_user_can_read_gets_a_warning_with_the_fix(tmp_path: Path) -> None:
     secret_file = tmp_path / "main.secret"
     secret_file.write_text(SECRET)
     os.chmod(secret_file, 0o644)
     settings = load(tmp_path, COINW_API_KEY="k", COINW_SECRET_KEY_FILE=str(secret_file))
     (warning,) = settings.warnings
-    assert f"chmod 600 {secret_file}" in warning
+    assert f"chmod o-rwx {secret_file}" in warning
+    assert "every user" in warning
 
 
-def test_a_config_file_holding_a_secret_others_can_read_gets_a_warning(tmp_path: Path) -> None:
+def test_a_config_file_holding_a_secret_every_user_can_read_gets_a_warning(
+    tmp_path: Path,
+) -> None:
     text = "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key = 'inline-secret'\n"
-    path = write(tmp_path, text, mode=0o640)
+    path = write(tmp_path, text, mode=0o644)
     settings = config.load(path, {}, cwd=tmp_path)
-    assert any(f"chmod 600 {path}" in w for w in settings.warnings)
-    os.chmod(path, 0o600)
+    assert any(f"chmod o-rwx {path}" in w for w in settings.warnings)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o400, 0o440])
+def test_the_documented_layout_readable_by_owner_and_service_group_gets_no_warning(
+    tmp_path: Path, mode: int
+) -> None:
+    # The README installs the config as 0640 root:recorder: the service reads it through
+    # its group. Telling the operator to chmod 600 it would lock the service out.
+    (tmp_path / "main.secret").write_text(SECRET)
+    os.chmod(tmp_path / "main.secret", mode)
+    text = (
+        "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key = 'inline-secret'\n"
+        "[[accounts]]\nname = 'other'\napi_key = 'k'\nsecret_key_file = 'main.secret'\n"
+    )
+    path = write(tmp_path, text, mode=mode)
     assert config.load(path, {}, cwd=tmp_path).warnings == ()
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from recorder import config
 from recorder.cli import cli
+from recorder.config.settings import keys
 from recorder.store import writes
 from recorder.store.database import Database
 from tests.conftest import BACKENDS, fresh_database
@@ -54,45 +55,58 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
             assert f"recorder {path}" in README, f"`recorder {path}` is not in the README"
 
 
+EXAMPLE = (ROOT / "config.example.toml").read_text()
+
+
+def uncommented(text: str) -> str:
+    """The example with every commented-out key and table ("# key = ...", "# [table]")
+    turned on."""
+    return re.sub(r"(?m)^# (?=\[|[a-z_]+ = )", "", text)
+
+
 def test_every_config_key_is_in_the_example_and_the_readme() -> None:
-    example = tomllib.loads((ROOT / "config.example.toml").read_text())
-    # [[notify]] is shown commented out: a copied example must not alert a made-up URL.
-    assert set(example) | {"notify"} == set(config.TOP_KEYS)
-    assert "# [[notify]]" in (ROOT / "config.example.toml").read_text()
-    example_account_keys = set().union(*(a.keys() for a in example["accounts"]))
-    text = (ROOT / "config.example.toml").read_text()
+    everything = tomllib.loads(uncommented(EXAMPLE))
+    assert set(everything) == set(config.TOP_KEYS)
+    example_account_keys = set().union(*(a.keys() for a in everything["accounts"]))
     for key in config.ACCOUNT_KEYS:
-        assert key in example_account_keys or key in text, f"{key} missing from the example"
+        assert key in example_account_keys or key in EXAMPLE, f"{key} missing from the example"
         assert f"`{key}`" in README, f"{key} missing from the README"
     for key in config.TOP_KEYS:
         if key != "accounts":
             spelled = (f"`{key}`", f"`[{key}]`", f"`[[{key}]]`")
             assert any(s in README for s in spelled), f"{key} not in the README"
-    for key in ("keep_all_days", "keep_one_per"):
-        assert key in example["retention"] and f"`{key}`" in README
     for variable in config.environment():
         assert f"`{variable}`" in README, f"{variable} missing from the README"
 
 
-def test_the_readme_documents_every_key_from_its_one_declaration() -> None:
-    table = config.reference_table()
-    assert table in README, "regenerate the README's key table from config.reference_table()"
+def test_the_example_shows_the_defaults_with_the_optional_tables_commented_out() -> None:
+    shown = tomllib.loads(EXAMPLE)
+    # A copied example must not serve metrics, prune, or alert a made-up URL.
+    assert not {"metrics", "retention", "notify"} & set(shown)
+    # Nor pin the database and journal beside itself: under systemd they belong in the
+    # state directory, which is the default there.
+    assert not {"database_url", "buffer_file"} & set(shown)
+    everything = tomllib.loads(uncommented(EXAMPLE))
+    for name, default, _ in keys(config.Settings):
+        expected = str(default) if isinstance(default, Path) else default
+        value = everything[name]
+        assert value == expected, f"the example shows {name} = {value!r}, not the default"
+
+
+def test_the_readme_documents_every_account_key_from_its_one_declaration() -> None:
+    assert config.account_table() in README, "regenerate the README's [[accounts]] table"
 
 
 def test_the_example_config_loads(tmp_path: Path) -> None:
-    secret = tmp_path / "savings.secret"
-    secret.write_text("x" * 32)
-    secret.chmod(0o600)
-    text = (
-        (ROOT / "config.example.toml")
-        .read_text()
-        .replace("/etc/recorder/savings.secret", str(secret))
-    )
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "main.secret").write_text("x" * 32)
     path = tmp_path / "recorder.toml"
-    path.write_text(text)
-    environ = {"COINW_MAIN_API_KEY": "k", "COINW_MAIN_SECRET_KEY": "s" * 32}
-    settings = config.load(path, environ, cwd=tmp_path)
-    assert [a.name for a in settings.accounts] == ["main", "savings"]
+    path.write_text(EXAMPLE)
+    path.chmod(0o640)
+    settings = config.load(path, {"CREDENTIALS_DIRECTORY": str(credentials)}, cwd=tmp_path)
+    assert [a.name for a in settings.accounts] == ["main"]
+    assert settings.warnings == ()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

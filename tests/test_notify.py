@@ -7,18 +7,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from recorder.cli import cli
 from recorder.config import NotifyRule
 from recorder.polling.notify import Notifier, selects
 from recorder.sources.coinw.simulator import Simulator
 from recorder.store.database import Database
-from recorder.values import Change
+from recorder.values import Change, PollOutcome, PollStatus, Snapshot
 from tests.conftest import API_KEY, wait_for
 from tests.helpers import counts, recorder, settings_for
 
@@ -26,15 +29,21 @@ from tests.helpers import counts, recorder, settings_for
 class Receiver:
     """A webhook receiver: records every POSTed JSON; can be told to fail first."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, hold: threading.Event | None = None) -> None:
         self.received: list[dict[str, Any]] = []
         self.attempts = 0
         self.failures = failures
+        #: While given and not set, every request waits before it is answered.
+        self.hold = hold
+        self.waiting = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.hold is not None:
+                    receiver.waiting += 1
+                    receiver.hold.wait(30)
                 receiver.attempts += 1
                 if receiver.attempts <= receiver.failures:
                     self.send_response(500)
@@ -180,3 +189,115 @@ def test_rules_filter_by_account_currency_and_size() -> None:
     assert selects(
         NotifyRule(min_rel_change=Decimal("0.05")), "main", Change("BTC", None, Decimal("0.001"))
     )  # appeared: always selected
+
+
+def change_outcome(account: str, *changes: Change) -> PollOutcome:
+    now = datetime.now(UTC)
+    snapshot = Snapshot(now, {c.currency: c.new_amount or Decimal(0) for c in changes})
+    return PollOutcome(account, now, PollStatus.RECORDED, snapshot, 1, list(changes))
+
+
+def test_closing_never_closes_the_client_under_a_delivery_in_flight(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hold = threading.Event()
+    slow = Receiver(hold=hold)
+    notifier = Notifier((NotifyRule(url=slow.url),))
+    notifier.observe(change_outcome("main", Change("BTC", None, Decimal("1"))))
+    notifier.observe(change_outcome("main", Change("ETH", None, Decimal("2"))))
+    wait_for(lambda: slow.waiting == 1)
+    notifier.close(timeout=0.1)  # returns although the receiver has not answered
+    assert notifier._worker.is_alive()
+    assert "1 notification(s) were not delivered before the recorder stopped" in caplog.text
+    hold.set()
+    wait_for(lambda: not notifier._worker.is_alive())
+    slow.close()
+    assert [r["currency"] for r in slow.received] == ["BTC"]  # the one in flight arrived
+    assert "could not deliver" not in caplog.text and "closed" not in caplog.text
+    assert notifier._http.is_closed and notifier.dropped == 1
+
+
+def test_a_dead_receiver_is_given_up_at_shutdown_without_waiting_for_its_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = Receiver()
+    url = dead.url
+    dead.close()
+    notifier = Notifier((NotifyRule(url=url),), first_pause=60)  # retries an hour apart
+    notifier.observe(change_outcome("main", Change("BTC", None, Decimal("1"))))
+    notifier.close(timeout=0.2)
+    wait_for(lambda: not notifier._worker.is_alive(), timeout=5)
+    assert "could not deliver the BTC appeared change" in caplog.text
+    assert notifier.dropped == 1
+
+
+def test_the_queue_is_bounded_and_what_it_drops_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hold = threading.Event()
+    slow = Receiver(hold=hold)
+    notifier = Notifier((NotifyRule(url=slow.url),), capacity=2)
+    notifier.observe(change_outcome("main", Change("BTC", None, Decimal("1"))))
+    wait_for(lambda: slow.waiting == 1)  # the worker is busy with the first one
+    for amount in range(2, 7):  # two wait, three are dropped
+        notifier.observe(change_outcome("main", Change("BTC", None, Decimal(amount))))
+    assert notifier.dropped == 3
+    assert caplog.text.count("the notification queue is full (2 waiting") == 1
+    hold.set()
+    wait_for(lambda: len(slow.received) == 3)
+    notifier.observe(change_outcome("main", Change("ETH", None, Decimal("1"))))
+    assert "3 notification(s) were dropped while it was full" in caplog.text
+    wait_for(lambda: len(slow.received) == 4)
+    notifier.close()
+    slow.close()
+    assert [r["new_amount"] for r in slow.received] == ["1", "2", "3", "1"]
+
+
+def test_a_batch_rule_sends_one_notification_per_poll_with_all_its_changes(
+    simulator: Simulator, sqlite_db: Database, receiver: Receiver
+) -> None:
+    rules = (NotifyRule(url=receiver.url, batch=True, currencies=("BTC", "USDT", "ETH")),)
+    notifier = record_changes(
+        simulator,
+        sqlite_db,
+        rules,
+        [
+            {"BTC": "0.0012", "ETH": "1", "USDT": "10", "SAND": "5"},
+            {"BTC": "0.0012", "ETH": "1", "USDT": "10", "SAND": "6"},  # nothing selected
+            {"BTC": "0.0013", "ETH": "1"},
+        ],
+    )
+    wait_for(lambda: len(receiver.received) >= 2)
+    notifier.close()
+    first, second = receiver.received
+    assert first["change"] == "batch" and first["count"] == 3
+    assert [(c["currency"], c["change"]) for c in first["changes"]] == [
+        ("BTC", "appeared"),
+        ("ETH", "appeared"),
+        ("USDT", "appeared"),
+    ]
+    assert first["text"].splitlines() == [c["text"] for c in first["changes"]]
+    assert [(c["currency"], c["change"]) for c in second["changes"]] == [
+        ("BTC", "changed"),
+        ("USDT", "gone"),
+    ]
+    assert second["snapshot_id"] == second["changes"][0]["snapshot_id"] == 3
+
+
+@pytest.mark.slow
+def test_a_receiver_that_never_answers_does_not_hold_up_recorder_poll(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold = threading.Event()
+    stuck = Receiver(hold=hold)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recorder.toml").write_text(f'[[notify]]\nurl = "{stuck.url}"\n')
+    try:
+        result = CliRunner().invoke(cli, ["poll"], env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert stuck.waiting >= 1  # it returned while the receiver still held a request
+        assert "still being delivered as the recorder stops" in result.stderr
+        assert "s3cret" not in result.output
+    finally:
+        hold.set()
+        stuck.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from recorder import __version__
 from recorder.cli import cli
 from recorder.reports.health import find_gaps
 from recorder.sources.coinw.simulator import Fault, Simulator
@@ -64,6 +67,7 @@ def test_a_running_daemon_serves_its_metrics(
             return samples if samples.get('recorder_up{account="default"}') == 1 else None
 
         samples = wait_for(ready, timeout=30)
+        healthz = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=15).status_code
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=15)
@@ -80,6 +84,79 @@ def test_a_running_daemon_serves_its_metrics(
     assert samples['recorder_recording{account="default"}'] == 1
     last = samples['recorder_last_success_timestamp_seconds{account="default"}']
     assert abs(last - datetime.now(UTC).timestamp()) < 60
+    # What operators expect of any daemon: process metrics, the build, zeroed counters.
+    assert samples["process_resident_memory_bytes"] > 0 and samples["process_open_fds"] > 0
+    build = f'recorder_build_info{{python="{platform.python_version()}",version="{__version__}"}}'
+    assert samples[build] == 1
+    for kind in ("auth", "connect", "timeout", "rate_limit", "invalid_amount"):
+        assert samples[f'recorder_poll_errors_total{{account="default",kind="{kind}"}}'] == 0
+    assert samples["recorder_notifications_dropped_total"] == 0
+    assert healthz == 200
+
+
+def test_healthz_answers_like_status(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "recorder", "run", "--metrics-port", str(port)],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answered() -> httpx.Response | None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=15)
+            except httpx.HTTPError:
+                return None
+            return response if response.status_code == 200 else None
+
+        healthy = wait_for(answered, timeout=30)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    status = CliRunner().invoke(cli, ["status", "--format", "json"], env=env)
+    assert status.exit_code == 0
+    from_daemon, from_status = json.loads(healthy.text), json.loads(status.stdout)
+    assert healthy.headers["content-type"] == "application/json"
+    for document in (from_daemon, from_status):
+        del document["checked_at"], document["size_bytes"]
+        for entry in document["accounts"]:
+            del entry["age_seconds"]
+    assert from_daemon == from_status
+
+
+def test_healthz_is_503_when_status_would_fail() -> None:
+    from recorder.errors import DatabaseUnavailableError
+    from recorder.polling.metrics import Metrics
+
+    answers: list[tuple[bool, str] | Exception] = [
+        (False, '{"accounts": []}'),
+        DatabaseUnavailableError("The database at x is unavailable (refused)."),
+        (True, '{"accounts": [1]}'),
+    ]
+
+    def check() -> tuple[bool, str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    metrics = Metrics()
+    port = metrics.serve(0, health=check)
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        stale, down, fine = (httpx.get(url, timeout=5) for _ in range(3))
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+    finally:
+        metrics.close()
+    assert (stale.status_code, stale.text) == (503, '{"accounts": []}\n')
+    assert down.status_code == 503 and "is unavailable (refused)" in down.text
+    assert fine.status_code == 200
 
 
 def test_json_logs_carry_the_account(
@@ -93,7 +170,60 @@ def test_json_logs_carry_the_account(
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     change = next(line for line in lines if "BTC appeared" in line["message"])
     assert change["account"] == "default" and change["level"] == "INFO"
-    assert change["time"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", change["time"])
+    assert (change["currency"], change["old"], change["new"], change["delta"]) == (
+        "BTC",
+        None,
+        "0.0012",
+        "0.0012",
+    )
+
+
+def test_a_change_event_carries_exact_amounts_as_fields(
+    env: dict[str, str], simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    simulator.set_holdings(API_KEY, {"BTC": "0.00120000000000000001"})  # and USDT is gone
+    result = runner.invoke(cli, ["--log-format", "json", "--log-level", "INFO", "poll"], env=env)
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    fields = [(e["currency"], e["old"], e["new"], e["delta"]) for e in events if "currency" in e]
+    assert fields == [
+        ("BTC", "0.0012", "0.00120000000000000001", "0.00000000000000000001"),
+        ("USDT", "257.51830114", None, "-257.51830114"),
+    ]
+
+
+def test_under_systemd_each_line_starts_with_its_journal_priority(
+    env: dict[str, str], simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.add_fault(Fault.http(502), API_KEY)  # the first poll fails: a warning
+
+    def run(stderr: Path, journal_stream: Path, until: str) -> list[str]:
+        with stderr.open("w") as stream:
+            found = journal_stream.stat()
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "recorder", "run"],
+                env={**os.environ, **env, "JOURNAL_STREAM": f"{found.st_dev}:{found.st_ino}"},
+                cwd=tmp_path,
+                stderr=stream,
+            )
+            try:
+                wait_for(lambda: until in stderr.read_text(), timeout=30)
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(timeout=15)
+        return stderr.read_text().splitlines()
+
+    journal = tmp_path / "journal"
+    lines = run(journal, journal, until="default BTC appeared")
+    assert lines and all(re.match(r"<[3467]>\d{4}-", line) for line in lines), lines
+    assert any(line.startswith("<4>") and "poll failed (http_status)" in line for line in lines)
+    assert any(line.startswith("<6>") and "default BTC appeared" in line for line in lines)
+    # A child writing to another file inherits the variable, not the stream: no prefix.
+    elsewhere = run(tmp_path / "elsewhere", journal, until="Recording 1 account")
+    assert elsewhere and not any(line.startswith("<") for line in elsewhere), elsewhere
 
 
 def test_status_reports_health_and_exits_1_when_an_account_is_stale(

@@ -112,7 +112,7 @@ def test_the_prune_command_follows_the_config(generated: str, tmp_path: Path) ->
     before = counts(db)["snapshots"]
     real = runner.invoke(cli, ["--config", str(config), "prune", "--vacuum"])
     assert real.exit_code == 0, real.output
-    assert f"Deleted {would:,} snapshots" in real.stdout
+    assert f"Pruned {would:,} snapshot" in real.stdout
     assert counts(db)["snapshots"] == before - would
     db.close()
 

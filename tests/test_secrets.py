@@ -139,7 +139,7 @@ def test_help_texts_hold_no_secret_from_the_environment(env: dict[str, str]) -> 
 URL_PASSWORD = "Url-Pa55word-4d1c9e"
 DB_PASSWORD = "Db-Pa55word-8b2f7a"
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR) ")
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) ")
 
 
 def echo(key: str) -> str:

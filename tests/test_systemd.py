@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from recorder.polling import systemd
@@ -69,8 +70,12 @@ def test_the_unit_file_is_a_hardened_notify_service() -> None:
     assert service["ProtectSystem"] == "strict"
     assert service["NoNewPrivileges"] == "true"
     assert "WatchdogSec" in service
-    assert service["LoadCredential"].startswith("coinw_secret:")
-    assert "COINW_SECRET_KEY_FILE=%d/coinw_secret" in service["Environment"]
+    assert service["StateDirectory"] == "recorder"
     assert service["ExecStart"].endswith("recorder run")
+    # The credential the unit loads is the one the example config names.
+    credential, source = service["LoadCredential"].split(":", 1)
+    example = tomllib.loads((ROOT / "config.example.toml").read_text())
+    assert example["accounts"][0]["secret_key_credential"] == credential
+    assert source == f"/etc/recorder/credentials/{credential}"
     readme = (ROOT / "README.md").read_text()
     assert "## Run it as a service" in readme and "contrib/recorder.service" in readme

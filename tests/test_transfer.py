@@ -84,7 +84,7 @@ def test_copy_moves_the_whole_history_exactly_and_a_rerun_adds_nothing(
         assert dump(target) == dump(source)
         second = runner.invoke(cli, ["db", "copy", "--to", target], env=env)
         assert second.exit_code == 0, second.output
-        assert "Copied 0 accounts, 0 snapshots, 0 balances" in second.stdout
+        assert "Copied 0 accounts, 0 snapshots, 0 balance rows" in second.stdout
         assert dump(target) == dump(source)
         # The target works as a recorder database afterwards: new ids do not collide.
         db = Database(target)

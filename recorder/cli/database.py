@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
 from recorder.cli.group import State, cli, pass_state
 from recorder.cli.options import progress, reading
 from recorder.errors import ConfigError
+
+#: How each table's rows are counted in sentences.
+ROWS = {
+    "accounts": "account",
+    "snapshots": "snapshot",
+    "balances": "balance row",
+    "balance_changes": "change",
+    "poll_errors": "poll error",
+}
+VERIFYING = (
+    "Verifying: counting the rows and summing every amount on both sides (this reads both "
+    "databases in full)..."
+)
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 account', '2,000 accounts'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 @cli.group()
@@ -53,24 +71,25 @@ def copy(state: State, target_url: str) -> None:
     summary, then point database_url at PostgreSQL. Safe to run again: it copies only what
     the target lacks, and checks row counts and exact sums of amounts on both sides.
     """
-    from recorder.store import status
+    from recorder.store import migrate, status
     from recorder.store.copy import copy_history
     from recorder.store.database import Database
 
     settings = state.settings()
     source, target = Database(settings.database_url), Database(target_url)
     try:
+        migrate.check_schema(source)  # a copy never creates (or migrates) its source
         total = lambda: status.count_rows(source)["balances"]  # noqa: E731
-        with progress(total, "", label="Copying") as step:
+        with progress(total, "", label="Copying", finished=VERIFYING) as step:
             result = copy_history(source, target, progress=step)
     finally:
         source.close()
         target.close()
-    copied = ", ".join(f"{count:,} {table}" for table, count in result.copied.items())
+    copied = ", ".join(counted(count, ROWS[table]) for table, count in result.copied.items())
     click.echo(f"Copied {copied} into {target.display_url}.")
     click.echo(
         "Verified: "
-        + ", ".join(f"{table} {count:,} rows" for table, (count, _) in result.checksums.items())
+        + ", ".join(counted(count, ROWS[table]) for table, (count, _) in result.checksums.items())
         + "; every amount sums to the same exact total on both sides."
     )
 
@@ -93,18 +112,25 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
     """
     from recorder.store import maintenance, retention
 
-    settings = state.settings()
+    # One sentence says what was done; the per-account log lines are for the daemon.
+    settings = state.settings(quiet=True)
     kept = settings.retention
     if kept.keep_all_days is None:
         raise ConfigError(
             "No retention is configured: add [retention] with keep_all_days = 30 (and "
             'keep_one_per = "hour" or "day") to the config file.'
         )
+    now = datetime.now(UTC)
     with reading(state) as database:
         count = retention.prune(
-            database, kept.keep_all_days, kept.keep_one_per, datetime.now(UTC), dry_run=dry_run
+            database, kept.keep_all_days, kept.keep_one_per, now, dry_run=dry_run
         )
         if not dry_run:
             maintenance.analyze(database, vacuum=vacuum)
-    verb = "Would delete" if dry_run else "Deleted"
-    click.echo(f"{verb} {count:,} snapshots; the change log is untouched.")
+    before = (now - timedelta(days=kept.keep_all_days)).isoformat(timespec="seconds")
+    verb = "Would prune" if dry_run else "Pruned"
+    click.echo(
+        f"{verb} {counted(count, 'snapshot')} older than {before} (kept: the last of each "
+        f"{kept.keep_one_per} and every snapshot that recorded a change); the change log is "
+        "untouched."
+    )

@@ -21,7 +21,22 @@ log = logging.getLogger("recorder")
 
 
 class RecorderGroup(click.Group):
-    """A group that turns expected errors into one line on stderr and an exit code."""
+    """A group that turns expected errors into one line on stderr and an exit code, and
+    lists its commands with their whole first sentence."""
+
+    group_class = type  # `db` and any later subgroup behave the same
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with the first sentence of its help, never cut short (click cuts
+        at the terminal width less the names; the definition list wraps instead)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,11 +71,15 @@ class State:
         self.log_level = log_level
         self.log_format = log_format
         self._settings: config.Settings | None = None
+        self._with_keys = False
 
-    def settings(self, *, quiet: bool = False) -> config.Settings:
-        """Load the settings once and start logging at the configured level."""
-        if self._settings is None:
-            self._settings = config.load(self.config_path)
+    def settings(self, *, quiet: bool = False, keys: bool = False) -> config.Settings:
+        """Load the settings once and start logging at the configured level. Only commands
+        that poll ask for the accounts' `keys`: the others need the accounts' names, and
+        may run where the service's credentials are not (cron, a shell)."""
+        if self._settings is None or (keys and not self._with_keys):
+            self._settings = config.load(self.config_path, read_keys=keys)
+            self._with_keys = keys
             level = self.log_level or self._settings.log_level
             if quiet and self.log_level is None:
                 level = max(level, "WARNING", key=logging.getLevelName)

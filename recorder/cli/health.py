@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,19 @@ def _accounts_to_check(db: Database, settings: Settings, names: tuple[str, ...])
     if configured:
         return {name: recorded.get(name, NEVER_RECORDED) for name in configured}
     return recorded
+
+
+def health_check(settings: Settings) -> Callable[[Database], tuple[bool, str]]:
+    """What the daemon's /healthz answers: `recorder status --format json`, healthy or
+    not by the same rule."""
+    from recorder.reports import health
+
+    def check(db: Database) -> tuple[bool, str]:
+        accounts = _accounts_to_check(db, settings, ())
+        report = health.status_report(db, accounts, settings.interval_seconds, datetime.now(UTC))
+        return report.healthy, health.status_json(report)
+
+    return check
 
 
 @cli.command()
@@ -68,6 +82,13 @@ def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
     else:
         for line in health.status_lines(report):
             click.echo(line)
+    if not report.accounts:
+        click.echo(
+            "Error: there is no account to check: none is configured and the database has "
+            "recorded none; add an [[accounts]] table (or set COINW_API_KEY), or point "
+            "database_url at the database the daemon writes.",
+            err=True,
+        )
     if not report.healthy:
         sys.exit(1)
 

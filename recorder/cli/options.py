@@ -86,14 +86,15 @@ def format_option(*choices: str, default: str) -> Callable[[F], F]:
 
 @contextlib.contextmanager
 def reading(state: State) -> Iterator[Database]:
-    """The database for a command that reads the history, at the current schema."""
+    """The database for a command that reads the history. It must exist at the current
+    schema: reading never creates or migrates a database (SchemaError says what to do)."""
     from recorder.store import migrate
     from recorder.store.database import Database
 
     settings = state.settings(quiet=True)
     db = Database(settings.database_url)
     try:
-        migrate.ensure_schema(db)
+        migrate.check_schema(db)
         yield db
     finally:
         db.close()
@@ -153,11 +154,27 @@ def write_text(output: str, write: Callable[[IO[str]], object]) -> None:
 
 @contextlib.contextmanager
 def progress(
-    total: Callable[[], int], output: str, label: str = "Exporting"
+    total: Callable[[], int], output: str, label: str = "Exporting", finished: str | None = None
 ) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on a terminal's stderr; silent when stderr is not a terminal."""
+    """A progress bar on a terminal's stderr; silent when stderr is not a terminal. With
+    `finished`, that line is shown once the bar is full, for work that follows it."""
     if not sys.stderr.isatty() or output == "-":
         yield None
         return
     with click.progressbar(length=total(), label=label, file=sys.stderr) as bar:
-        yield bar.update
+        if finished is None:
+            yield bar.update
+            return
+        said, done = False, 0
+
+        def step(count: int) -> None:
+            nonlocal said, done
+            bar.update(count)
+            done += count
+            if not said and done >= (bar.length or 0):
+                said = True
+                bar.render_finish()
+                bar.hidden = True  # the bar is done: nothing more to draw on exit
+                click.echo(finished, err=True)
+
+        yield step

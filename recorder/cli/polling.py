@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ from recorder.values import PollOutcome, PollStatus
     "--metrics-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="Serve Prometheus metrics on this port (overrides [metrics] port).",
+    help="Serve Prometheus metrics (and /healthz) on this port (overrides [metrics] port).",
 )
 @pass_state
 def run(state: State, metrics_port: int | None) -> None:
@@ -29,11 +30,12 @@ def run(state: State, metrics_port: int | None) -> None:
     systemd (Type=notify) it reports READY, WATCHDOG and STOPPING.
     """
     from recorder import app
+    from recorder.cli.health import health_check
 
-    settings = state.settings()
+    settings = state.settings(keys=True)
     settings.require_accounts()
     port = metrics_port if metrics_port is not None else settings.metrics.port
-    with app.running(settings, metrics_port=port) as recorder:
+    with app.running(settings, metrics_port=port, health=health_check(settings)) as recorder:
         finished = recorder.daemon.run()
     if not finished:
         # A poll thread is stuck (the database does not answer): Python would wait for it
@@ -52,7 +54,7 @@ def poll(state: State) -> None:
     """
     from recorder import app
 
-    settings = state.settings(quiet=True)
+    settings = state.settings(quiet=True, keys=True)
     settings.require_accounts()
     with app.running(settings) as recorder:
         outcomes = recorder.poller.poll_all()
@@ -89,7 +91,8 @@ def _report(outcome: PollOutcome) -> bool:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("demo.db"),
     show_default=True,
-    help="SQLite file to record into (replaced if it exists).",
+    help="SQLite file to record into (an earlier demo there is replaced; any other "
+    "database is refused).",
 )
 @click.option(
     "--polls",
@@ -110,14 +113,50 @@ def demo(state: State, database: Path, polls: int, interval: float) -> None:
     """Record a simulated CoinW account for a few seconds: no API key needed."""
     from recorder.demo import SQL_TO_TRY, run_demo
 
+    _refuse_a_history(database)
     logs.configure(state.log_level or "INFO")
     path = run_demo(database, polls=polls, interval=interval)
+    url = f"RECORDER_DATABASE_URL=sqlite:///{path}"
     click.echo("")
     click.echo(f"Recorded {polls} polls into {path}")
     click.echo("Try it with plain SQL:")
     click.echo(f'  sqlite3 {path} "{SQL_TO_TRY}"')
-    click.echo("or ask the recorder what the account held, and see the HTML report:")
-    click.echo(f"  RECORDER_DATABASE_URL=sqlite:///{path} recorder at")
-    click.echo(
-        f"  RECORDER_DATABASE_URL=sqlite:///{path} recorder export --format html -o report.html"
-    )
+    click.echo("or ask the recorder what the account held:")
+    click.echo(f"  {url} recorder at")
+    if not has_report_extra():
+        click.echo(
+            "and, after installing the report extra (pip install -e '.[report]' in a checkout, "
+            "or pip install 'coinw-recorder[report]'), see the HTML report:"
+        )
+    else:
+        click.echo("and see the HTML report:")
+    click.echo(f"  {url} recorder export --format html -o report.html")
+
+
+def has_report_extra() -> bool:
+    """True when the `report` extra (XLSX and HTML exports) is installed."""
+    return all(importlib.util.find_spec(name) for name in ("matplotlib", "openpyxl"))
+
+
+def _refuse_a_history(path: Path) -> None:
+    """The demo replaces its file: refuse one that holds anything but an earlier demo."""
+    from recorder.demo import DEMO_ACCOUNT
+    from recorder.errors import InputError, StoreError
+    from recorder.store import history
+    from recorder.store.database import Database
+
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    # Read-only: a file that is not the demo's is left exactly as it was.
+    db = Database(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+    try:
+        recorded: set[str] | None = set(history.resolve_accounts(db))
+    except StoreError:
+        recorded = None  # not a recorder database at all
+    finally:
+        db.close()
+    if recorded is None or recorded - {DEMO_ACCOUNT}:
+        raise InputError(
+            f"{path} holds a database that is not an earlier demo, and the demo replaces its "
+            "file; give another file with --database."
+        )

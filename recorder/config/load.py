@@ -6,28 +6,32 @@ Where settings come from, later ones winning:
   3. environment variables: RECORDER_<KEY> for every key (see `environment()`), and
      COINW_API_KEY / COINW_SECRET_KEY(_FILE) for an account named `default`
 
-Every mistake is a ConfigError naming the key and what to do. Secrets are wrapped in
-`Secret` as soon as they are read, so no repr of a settings object shows them.
+Relative paths follow paths.py: in the file, against the file's folder; in a variable,
+against the working folder. Every mistake is a ConfigError naming the key and what to do.
+Secrets are wrapped in `Secret` as soon as they are read, so no repr of a settings object
+shows them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from recorder.config import readers
+from recorder.config import paths, readers, secrets
 from recorder.config.settings import (
+    ACCOUNT_KEY_DOCS,
     BALANCE_SOURCES,
     DEFAULT_BUFFER_FILE,
-    SECTIONS,
+    DEFAULT_DATABASE_FILE,
     AccountConfig,
+    MetricsConfig,
     NotifyRule,
+    Retention,
     Settings,
     keys,
 )
@@ -37,96 +41,86 @@ from recorder.values import Credentials
 
 DEFAULT_CONFIG_NAME = "recorder.toml"
 
-TOP_KEYS = (*(name for name, _, _ in keys(Settings)), *SECTIONS, "notify", "accounts")
-ACCOUNT_KEYS = (
-    "name",
-    "api_key",
-    "api_key_env",
-    "api_key_file",
-    "secret_key",
-    "secret_key_env",
-    "secret_key_file",
-    "balance_source",
+#: Variables that are not settings of their own.
+SPECIAL_ENVIRONMENT = {
+    "RECORDER_CONFIG": "path of the config file",
+    "COINW_API_KEY": "the API key of the account named `default`",
+    "COINW_SECRET_KEY": "the secret key of the account named `default`",
+    "COINW_SECRET_KEY_FILE": "a file holding the secret key of the account named `default`",
+    "STATE_DIRECTORY": "set by systemd (`StateDirectory=`): where the SQLite database and the "
+    "journal go by default",
+    "CREDENTIALS_DIRECTORY": "set by systemd (`LoadCredential=`): where `*_credential` keys "
+    "are read",
+}
+
+_SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
+TOP_KEYS = (*(name for name, _, _ in keys(Settings)), *_SECTIONS, "notify", "accounts")
+ACCOUNT_KEYS = tuple(
+    key for keys_text, _ in ACCOUNT_KEY_DOCS for key in keys_text.replace(",", " ").split()
 )
-NOTIFY_KEYS = ("url", "command", "accounts", "currencies", "min_abs_change", "min_rel_change")
+NOTIFY_KEYS = (
+    "url",
+    "command",
+    "accounts",
+    "currencies",
+    "min_abs_change",
+    "min_rel_change",
+    "batch",
+)
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
+#: The account the COINW_* variables configure, and those variables.
+ENVIRONMENT_ACCOUNT = "default"
+ENVIRONMENT_KEYS = ("COINW_API_KEY", "COINW_SECRET_KEY", "COINW_SECRET_KEY_FILE")
 
 
-# -- secrets -----------------------------------------------------------------------------
+def environment() -> dict[str, str]:
+    """Every environment variable the recorder reads -> what it sets."""
+    found = dict(SPECIAL_ENVIRONMENT)
+    for name, _, key in keys(Settings):
+        for variable in key.env:
+            found[variable] = name
+    for section, cls in _SECTIONS.items():
+        for name, _, key in keys(cls):
+            for variable in key.env:
+                found[variable] = f"{name} in [{section}]"
+    return found
 
 
-def readable_by_others(path: Path) -> bool:
-    """True if users other than the owner may read the file."""
-    try:
-        return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
-    except OSError:
-        return False
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
 
 
-def _permission_warning(path: Path) -> str:
-    return f"{path} holds a secret and other users can read it; restrict it with: chmod 600 {path}"
+def reference_table() -> str:
+    """The README's table of every key: its environment variable, default and meaning,
+    rendered from the declarations (tests/test_docs.py checks the README holds it)."""
+    lines = [
+        "| key | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    tables: list[tuple[str, type]] = [
+        ("", Settings),
+        *((f"[{s}] ", c) for s, c in _SECTIONS.items()),
+    ]
+    for prefix, cls in tables:
+        for name, default, key in keys(cls):
+            variables = ", ".join(f"`{v}`" for v in key.env)
+            lines.append(f"| {prefix}`{name}` | {variables} | {_shown(default)} | {key.doc} |")
+    return "\n".join(lines)
 
 
-def _read_secret_file(where: str, path_text: str, base: Path, warnings: list[str]) -> str:
-    path = (base / Path(path_text).expanduser()).resolve()
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"{where}: the file {str(path)!r} is not UTF-8 text; it should hold the key alone."
-        ) from None
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: the file {str(path)!r} does not exist.") from None
-    except OSError as error:
-        raise ConfigError(
-            f"{where}: the file {str(path)!r} cannot be read ({error.strerror})."
-        ) from None
-    if not value:
-        raise ConfigError(f"{where}: the file {str(path)!r} is empty.")
-    if readable_by_others(path):
-        warnings.append(_permission_warning(path))
-    return value
-
-
-def _credential(
-    where: str,
-    table: Mapping[str, Any],
-    field_name: str,
-    *,
-    environ: Mapping[str, str],
-    base: Path,
-    warnings: list[str],
-) -> str | None:
-    """A key read from exactly one of `<field>`, `<field>_env`, `<field>_file`."""
-    sources = [s for s in (field_name, f"{field_name}_env", f"{field_name}_file") if s in table]
-    if len(sources) > 1:
-        raise ConfigError(f"{where} sets both {sources[0]} and {sources[1]}; keep one.")
-    if not sources:
-        return None
-    source = sources[0]
-    value = readers.text(f"{where}.{source}", table[source])
-    if source.endswith("_env"):
-        found = environ.get(value, "").strip()
-        if not found:
-            raise ConfigError(
-                f"{where}.{source} names the environment variable {value}, which is not set."
-            )
-        return found
-    if source.endswith("_file"):
-        return _read_secret_file(f"{where}.{source}", value, base, warnings)
-    return value
-
-
-def _key_text(where: str, value: str) -> str:
-    """A key as it goes into a request and its signature: printable UTF-8 text, one word
-    (bytes that are not UTF-8 arrive as lone surrogates and could never be sent)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{where} holds bytes that are not UTF-8 text; check the key.") from None
-    if not value.isprintable() or any(c.isspace() for c in value):
-        raise ConfigError(f"{where} holds spaces or control characters; check the key.")
-    return value
+def account_table() -> str:
+    """The README's table of the keys of an [[accounts]] table, from settings.py."""
+    lines = ["| key | meaning |", "|---|---|"]
+    for names, doc in ACCOUNT_KEY_DOCS:
+        shown = ", ".join(f"`{name.strip()}`" for name in names.split(","))
+        lines.append(f"| {shown} | {doc} |")
+    return "\n".join(lines)
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -177,9 +171,9 @@ def _values(
     return values
 
 
-def _account(
-    index: int, table: Any, environ: Mapping[str, str], base: Path, warnings: list[str]
-) -> AccountConfig:
+def _account(index: int, table: Any, found: secrets.Found) -> AccountConfig:
+    """One [[accounts]] table. The account named `default` may leave its keys to the
+    COINW_* variables (`_accounts` fills them in); every other one needs both keys."""
     where = f"accounts[{index}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table with a name and keys.")
@@ -192,19 +186,29 @@ def _account(
             f"{where}.name {name!r} may hold only letters, digits and . _ @ - (at most 100)."
         )
     where = f"account {name!r}"
-    sources = {"environ": environ, "base": base, "warnings": warnings}
-    api_key = _credential(where, table, "api_key", **sources)  # type: ignore[arg-type]
-    secret = _credential(where, table, "secret_key", **sources)  # type: ignore[arg-type]
-    if api_key is None:
-        raise ConfigError(f"{where} has no API key: set api_key, api_key_env or api_key_file.")
-    if secret is None:
-        raise ConfigError(f"{where} has no secret key: set secret_key_env or secret_key_file.")
-    api_key = _key_text(f"The API key of {where}", api_key)
-    secret = _key_text(f"The secret key of {where}", secret)
+    api_key = secrets.key_from(where, table, "api_key", found) or ""
+    secret = secrets.key_from(where, table, "secret_key", found) or ""
+    if name != ENVIRONMENT_ACCOUNT and found.read:
+        _require_keys(where, api_key, secret)
     source = readers.choice(
         f"{where}.balance_source", table.get("balance_source", "balances"), BALANCE_SOURCES
     )
     return AccountConfig(name, Credentials(api_key, Secret(secret)), source)
+
+
+def _require_keys(where: str, api_key: str, secret: str, *, environment: bool = False) -> None:
+    also = " (or COINW_API_KEY)" if environment else ""
+    if not api_key:
+        raise ConfigError(
+            f"{where} has no API key: set api_key, api_key_credential, api_key_env or "
+            f"api_key_file{also}."
+        )
+    also = " (or COINW_SECRET_KEY / COINW_SECRET_KEY_FILE)" if environment else ""
+    if not secret:
+        raise ConfigError(
+            f"{where} has no secret key: set secret_key_credential, secret_key_file or "
+            f"secret_key_env{also}."
+        )
 
 
 def _notify_rule(at: str, table: Any) -> NotifyRule:
@@ -233,6 +237,7 @@ def _notify_rule(at: str, table: Any) -> NotifyRule:
         currencies=tuple(
             c.upper() for c in readers.names(f"currencies of {at}", table.get("currencies", []))
         ),
+        batch=readers.boolean(f"batch of {at}", table.get("batch", False)),
         **thresholds,
     )
 
@@ -246,7 +251,7 @@ def _notify_rules(where: str, tables: Any) -> tuple[NotifyRule, ...]:
 
 
 def _section(name: str, where: str, document: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
-    cls = SECTIONS[name]
+    cls = _SECTIONS[name]
     table = document.get(name, {})
     at = f"[{name}] in {where}"
     if not isinstance(table, dict):
@@ -255,58 +260,51 @@ def _section(name: str, where: str, document: Mapping[str, Any], environ: Mappin
     return cls(**_values(cls, table, at, environ))
 
 
-def _default_account(
-    environ: Mapping[str, str], base: Path, warnings: list[str]
-) -> AccountConfig | None:
-    api_key = environ.get("COINW_API_KEY", "").strip()
-    secret = environ.get("COINW_SECRET_KEY", "").strip()
-    secret_file = environ.get("COINW_SECRET_KEY_FILE", "").strip()
-    if secret and secret_file:
-        raise ConfigError("Both COINW_SECRET_KEY and COINW_SECRET_KEY_FILE are set; keep one.")
-    if secret_file:
-        secret = _read_secret_file("COINW_SECRET_KEY_FILE", secret_file, base, warnings)
-    if not api_key and not secret:
-        return None
-    if not api_key:
-        raise ConfigError("COINW_SECRET_KEY is set but COINW_API_KEY is not; set both.")
-    if not secret:
-        raise ConfigError(
-            "COINW_API_KEY is set but no secret key: set COINW_SECRET_KEY or COINW_SECRET_KEY_FILE."
-        )
-    api_key = _key_text("COINW_API_KEY", api_key)
-    secret = _key_text("The secret key of the account 'default'", secret)
-    return AccountConfig("default", Credentials(api_key, Secret(secret)))
-
-
 def _accounts(
-    document: Mapping[str, Any],
-    where: str,
-    environ: Mapping[str, str],
-    base: Path,
-    warnings: list[str],
+    document: Mapping[str, Any], where: str, found: secrets.Found, cwd: Path
 ) -> list[AccountConfig]:
-    """The [[accounts]] of the file, with the environment's `default` account applied."""
+    """The [[accounts]] of the file, with the COINW_* variables applied to the account
+    named `default` (which they create when the file defines no account)."""
     raw_accounts = document.get("accounts", [])
     if not isinstance(raw_accounts, list):
         raise ConfigError(f"accounts in {where} must be written as [[accounts]] tables.")
-    accounts = [_account(i, t, environ, base, warnings) for i, t in enumerate(raw_accounts, 1)]
+    accounts = [_account(i, t, found) for i, t in enumerate(raw_accounts, 1)]
     names = [a.name for a in accounts]
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"The account name {name!r} is used twice in {where}.")
-    from_env = _default_account(environ, base, warnings)
-    if from_env is None:
+    if not found.read:
+        if not accounts and any(found.environ.get(v, "").strip() for v in ENVIRONMENT_KEYS):
+            accounts.append(AccountConfig(ENVIRONMENT_ACCOUNT, Credentials("", Secret(""))))
         return accounts
-    if "default" in names:
-        index = names.index("default")
-        accounts[index] = replace(accounts[index], credentials=from_env.credentials)
-    elif accounts:
-        warnings.append(
-            f"COINW_API_KEY is set but {where} defines its own accounts and none is named "
-            "'default'; the variable is ignored."
+    api_key, secret, secret_variable = secrets.from_environment(found.environ, cwd, found.warnings)
+    if ENVIRONMENT_ACCOUNT in names:
+        index = names.index(ENVIRONMENT_ACCOUNT)
+        given = accounts[index].credentials
+        credentials = Credentials(
+            api_key or given.api_key, Secret(secret) if secret else given.secret_key
         )
-    else:
-        accounts.append(from_env)
+        _require_keys(
+            f"account {ENVIRONMENT_ACCOUNT!r}",
+            credentials.api_key,
+            credentials.secret_key.reveal(),
+            environment=True,
+        )
+        accounts[index] = replace(accounts[index], credentials=credentials)
+    elif accounts and (api_key or secret):
+        variable = "COINW_API_KEY" if api_key else secret_variable
+        found.warnings.append(
+            f"{variable} is set but {where} defines its own accounts and none is named "
+            f"'{ENVIRONMENT_ACCOUNT}'; the variable is ignored."
+        )
+    elif api_key and secret:
+        accounts.append(AccountConfig(ENVIRONMENT_ACCOUNT, Credentials(api_key, Secret(secret))))
+    elif api_key:
+        raise ConfigError(
+            "COINW_API_KEY is set but no secret key: set COINW_SECRET_KEY or COINW_SECRET_KEY_FILE."
+        )
+    elif secret:
+        raise ConfigError(f"{secret_variable} is set but COINW_API_KEY is not; set both.")
     return accounts
 
 
@@ -317,38 +315,71 @@ def _holds_inline_secret(document: Mapping[str, Any]) -> bool:
     )
 
 
+def _paths(
+    values: dict[str, Any],
+    environ: Mapping[str, str],
+    config_folder: Path | None,
+    cwd: Path,
+) -> None:
+    """Make the database file and the journal absolute (paths.py says against what)."""
+    default_folder = paths.default_folder(environ, config_folder, cwd)
+
+    from_environment = {
+        name
+        for name, _, key in keys(Settings)
+        if any(environ.get(variable, "").strip() for variable in key.env)
+    }
+
+    def base(name: str) -> Path:
+        return cwd if name in from_environment else (config_folder or cwd)
+
+    if "database_url" in values:
+        given_url = values["database_url"]
+        values["database_url"] = paths.resolve_sqlite_url(given_url, base("database_url"))
+    else:
+        values["database_url"] = f"sqlite:///{default_folder / DEFAULT_DATABASE_FILE}"
+    if "buffer_file" in values:
+        given = values.pop("buffer_file")  # "" turns the journal off
+        values["buffer_file"] = paths.resolve(given, base("buffer_file")) if given else None
+    else:
+        values["buffer_file"] = default_folder / DEFAULT_BUFFER_FILE
+
+
 def load(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    read_keys: bool = True,
 ) -> Settings:
-    """Read and check the settings; ConfigError names the first bad key."""
+    """Read and check the settings; ConfigError names the first bad key. With
+    `read_keys` False the accounts' keys are not read (commands that only read the history need the
+    accounts' names, and run where the service's credentials are not)."""
     environ = os.environ if environ is None else environ
-    cwd = cwd or Path.cwd()
+    cwd = (cwd or Path.cwd()).absolute()
     config_path = find_config_file(path, environ, cwd)
+    if config_path is not None:
+        config_path = paths.resolve(str(config_path), cwd)
     document: dict[str, Any] = _read_toml(config_path) if config_path else {}
     where = str(config_path) if config_path else "the configuration"
-    base = config_path.resolve().parent if config_path else cwd
-    warnings: list[str] = []
+    config_folder = config_path.parent if config_path else None
+    found = secrets.Found(environ, config_folder or cwd, [], read=read_keys)
     readers.check_keys(where, document, TOP_KEYS)
 
     values = _values(Settings, document, where, environ)
-    for name in SECTIONS:
+    for name in _SECTIONS:
         values[name] = _section(name, where, document, environ)
     if "notify" in document:
         values["notify"] = _notify_rules(where, document["notify"])
-    accounts = _accounts(document, where, environ, base, warnings)
+    accounts = _accounts(document, where, found, cwd)
+    _paths(values, environ, config_folder, cwd)
 
-    # The journal path is relative to the config file, like secret files; "" turns it off.
-    buffer_file = values.pop("buffer_file", DEFAULT_BUFFER_FILE)
-    values["buffer_file"] = (base / Path(buffer_file).expanduser()) if buffer_file else None
-
-    if config_path and _holds_inline_secret(document) and readable_by_others(config_path):
-        warnings.append(_permission_warning(config_path))
+    if config_path and _holds_inline_secret(document) and secrets.readable_by_everyone(config_path):
+        found.warnings.append(secrets.permission_warning(config_path))
 
     return Settings(
         **values,
         accounts=tuple(accounts),
         config_path=config_path,
-        warnings=tuple(warnings),
+        warnings=tuple(found.warnings),
     )

@@ -17,7 +17,8 @@ from recorder.config import readers
 from recorder.errors import ConfigError
 from recorder.values import Credentials
 
-DEFAULT_DATABASE_URL = "sqlite:///recorder.db"
+DEFAULT_DATABASE_FILE = "recorder.db"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_FILE}"
 DEFAULT_BUFFER_FILE = "recorder-buffer-{database}.jsonl"
 LOG_LEVELS = readers.LOG_LEVELS
 LOG_FORMATS = ("text", "json")
@@ -60,6 +61,27 @@ def _bounded(reader: Callable[..., Any], **bounds: Any) -> Callable[[str, Any], 
 
 NUMBER = readers.env_number
 BOOLEAN = readers.env_boolean
+
+
+#: The keys of an [[accounts]] table and what each means (README: `config.account_table()`).
+ACCOUNT_KEY_DOCS = (
+    ("name", "how the account appears in the database and reports (letters, digits, `. _ @ -`)"),
+    (
+        "api_key, api_key_credential, api_key_env, api_key_file",
+        "the API key, the name of a systemd credential holding it (a file in "
+        "`$CREDENTIALS_DIRECTORY`, from `LoadCredential=`), the environment variable holding "
+        "it, or a file holding it (relative to the config file's folder): exactly one",
+    ),
+    (
+        "secret_key, secret_key_credential, secret_key_env, secret_key_file",
+        "the same for the secret key (prefer `_credential` under systemd, else `_file` or `_env`)",
+    ),
+    (
+        "balance_source",
+        "`balances` (default, `returnBalances`) or `complete` (`returnCompleteBalances`: the "
+        "amount is available + in open orders)",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,8 @@ class NotifyRule:
     currencies: tuple[str, ...] = ()
     min_abs_change: Decimal | None = None
     min_rel_change: Decimal | None = None  # 0.05 = 5 % of the old amount
+    #: One notification per poll carrying all its selected changes, instead of one each.
+    batch: bool = False
 
     def __repr__(self) -> str:
         # A webhook URL often carries a token or a password: show only the host.
@@ -142,7 +166,9 @@ class Settings:
     database_url: str = setting(
         DEFAULT_DATABASE_URL,
         readers.text,
-        "SQLAlchemy URL of the database (`postgresql://...`, `mysql://...`)",
+        "SQLAlchemy URL of the database (`postgresql://...`, `mysql://...`); a relative SQLite "
+        "file is in the config file's folder, and by default under systemd in "
+        "`$STATE_DIRECTORY`",
         env=("RECORDER_DATABASE_URL",),
     )
     interval_seconds: float = setting(
@@ -205,8 +231,9 @@ class Settings:
         Path(DEFAULT_BUFFER_FILE),
         readers.optional_text,
         "journal of polls waiting for an unreachable database (relative to the config "
-        "file's folder, else the working folder; `{database}` becomes 8 hex digits naming "
-        'the database, so configurations never share one; `""`: memory only)',
+        "file's folder; by default under systemd in `$STATE_DIRECTORY`; `{database}` "
+        "becomes 8 hex digits naming the database, so configurations never share one; "
+        '`""`: memory only); `run` and `poll` refuse to start when it cannot be written',
         env=("RECORDER_BUFFER_FILE",),
     )
     buffer_max_snapshots: int = setting(
@@ -261,58 +288,3 @@ class Settings:
                 "[[accounts]] table to the config file (see config.example.toml)."
             )
         return self.accounts
-
-
-#: The tables of single settings, by their name in the file.
-SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
-
-#: Variables that are not settings of their own.
-SPECIAL_ENVIRONMENT = {
-    "RECORDER_CONFIG": "path of the config file",
-    "COINW_API_KEY": "the API key of the account named `default`",
-    "COINW_SECRET_KEY": "the secret key of the account named `default`",
-    "COINW_SECRET_KEY_FILE": "a file holding the secret key of the account named `default`",
-}
-
-_SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
-
-
-def environment() -> dict[str, str]:
-    """Every environment variable the recorder reads -> what it sets."""
-    found = dict(SPECIAL_ENVIRONMENT)
-    for name, _, key in keys(Settings):
-        for variable in key.env:
-            found[variable] = name
-    for section, cls in SECTIONS.items():
-        for name, _, key in keys(cls):
-            for variable in key.env:
-                found[variable] = f"{name} in [{section}]"
-    return found
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, float) and value.is_integer():
-        return f"`{int(value)}`"
-    return f"`{value}`"
-
-
-def reference_table() -> str:
-    """The README's table of every key: its environment variable, default and meaning,
-    rendered from the declarations (tests/test_docs.py checks the README holds it)."""
-    lines = [
-        "| key | environment variable | default | meaning |",
-        "|---|---|---|---|",
-    ]
-    tables: list[tuple[str, type]] = [
-        ("", Settings),
-        *((f"[{s}] ", c) for s, c in SECTIONS.items()),
-    ]
-    for prefix, cls in tables:
-        for name, default, key in keys(cls):
-            variables = ", ".join(f"`{v}`" for v in key.env)
-            lines.append(f"| {prefix}`{name}` | {variables} | {_shown(default)} | {key.doc} |")
-    return "\n".join(lines)

@@ -203,7 +203,9 @@ class Poller:
     @staticmethod
     def _log_changes(account: str, written: Written) -> None:
         for change in written.changes:
-            log.info("%s", change.describe(account), extra={"account": account})
+            fields = {"currency": change.currency, "old": change.old_amount}
+            fields |= {"new": change.new_amount, "delta": change.delta}
+            log.info("%s", change.describe(account), extra={"account": account, **fields})
 
     def _notify(self, outcome: PollOutcome) -> PollOutcome:
         for listener in self.listeners:

@@ -3,12 +3,19 @@
 
 Delivery happens on a worker thread of its own, so a slow or dead receiver never delays
 or fails a poll. Each delivery is tried a few times with growing pauses, then given up
-with a log line. Webhook URLs often carry a token or a password: logs name only the host.
-A command gets only what it needs (`command_environment`): never the daemon's keys.
+with a log line. The queue is bounded: when a receiver falls that far behind, new
+notifications are dropped, counted (`dropped`) and logged. At shutdown what is queued gets
+a few seconds; then the rest is dropped and logged, and the delivery in flight is left to
+finish on its own (the worker, not `close`, closes the HTTP client), so a dead receiver
+never holds `recorder poll` or a stopping daemon for long. A rule with `batch = true` gets
+one notification per poll carrying all the changes it selects. Webhook URLs often carry a
+token or a password: logs name only the host. A command gets only what it needs
+(`command_environment`): never the daemon's keys.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 4
 FIRST_PAUSE = 1.0
+#: Notifications that may wait for delivery; past that new ones are dropped and counted.
+QUEUE_SIZE = 1000
+#: Seconds for one webhook request, and what `close` gives the queue at shutdown.
+TIMEOUT = 5.0
 
 #: What a command inherits from the daemon's environment: enough to find programs, a home,
 #: the operator's language and zone. Nothing else: the environment holds the keys.
@@ -104,15 +115,46 @@ def payload(account: str, change: Change, result: PollOutcome) -> dict[str, Any]
     }
 
 
+def batch_payload(account: str, changes: Sequence[Change], result: PollOutcome) -> dict[str, Any]:
+    """The JSON document of a `batch` rule: one poll's selected changes together."""
+    documents = [payload(account, change, result) for change in changes]
+    return {
+        "account": account,
+        "change": "batch",
+        "count": len(documents),
+        "taken_at": documents[0]["taken_at"],
+        "snapshot_id": result.snapshot_id,
+        "changes": documents,
+        "text": "\n".join(document["text"] for document in documents),
+    }
+
+
+def _what(document: dict[str, Any]) -> str:
+    """A notification as log lines name it."""
+    if document["change"] == "batch":
+        return f"{document['count']} changes of the poll at {document['taken_at']}"
+    return f"{document['currency']} {document['change']} change"
+
+
 class Notifier:
     """Queues matching changes and delivers them from one worker thread."""
 
     def __init__(
-        self, rules: Sequence[Rule], *, timeout: float = 10.0, first_pause: float = FIRST_PAUSE
+        self,
+        rules: Sequence[Rule],
+        *,
+        timeout: float = TIMEOUT,
+        first_pause: float = FIRST_PAUSE,
+        capacity: int = QUEUE_SIZE,
     ) -> None:
         self.rules = tuple(rules)
         self.first_pause = first_pause
-        self._queue: queue.Queue[tuple[Rule, dict[str, Any]] | None] = queue.Queue()
+        self.timeout = timeout
+        #: Notifications dropped: the queue was full, or the recorder stopped first.
+        self.dropped = 0
+        self._overflow = 0  # drops since the queue was last found full, for the log
+        self._count_lock = threading.Lock()
+        self._queue: queue.Queue[tuple[Rule, dict[str, Any]] | None] = queue.Queue(capacity)
         self._stop = threading.Event()
         self._http = httpx.Client(
             timeout=timeout, headers={"User-Agent": f"coinw-recorder/{__version__}"}
@@ -121,38 +163,87 @@ class Notifier:
         self._worker.start()
 
     def observe(self, result: PollOutcome) -> None:
-        """Queue a delivery for every change a rule selects (a recorder listener)."""
-        for change in result.changes:
-            for rule in self.rules:
-                if selects(rule, result.account, change):
-                    self._queue.put((rule, payload(result.account, change, result)))
+        """Queue a delivery for what each rule selects (a recorder listener); never waits."""
+        for rule in self.rules:
+            selected = [c for c in result.changes if selects(rule, result.account, c)]
+            if not selected:
+                continue
+            if rule.batch:
+                self._put(rule, batch_payload(result.account, selected, result))
+            else:
+                for change in selected:
+                    self._put(rule, payload(result.account, change, result))
+
+    def _put(self, rule: Rule, document: dict[str, Any]) -> None:
+        if self._stop.is_set():
+            self._drop(1)
+            return
+        try:
+            self._queue.put_nowait((rule, document))
+        except queue.Full:
+            self._drop(1)
+            with self._count_lock:
+                self._overflow += 1
+                first = self._overflow == 1
+            if first:
+                log.warning(
+                    "%s: the notification queue is full (%d waiting for %s): the %s and "
+                    "further notifications are dropped until it drains.",
+                    document["account"],
+                    self._queue.maxsize,
+                    describe(rule),
+                    _what(document),
+                    extra={"account": document["account"]},
+                )
+            return
+        with self._count_lock:
+            overflow, self._overflow = self._overflow, 0
+        if overflow:
+            log.warning(
+                "The notification queue drains again; %d notification(s) were dropped while "
+                "it was full.",
+                overflow,
+            )
+
+    def _drop(self, count: int) -> None:
+        with self._count_lock:
+            self.dropped += count
 
     def _deliver_all(self) -> None:
-        while (item := self._queue.get()) is not None:
-            rule, document = item
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    self._deliver(rule, document)
-                    break
-                except (
-                    httpx.HTTPError,
-                    OSError,
-                    subprocess.SubprocessError,
-                    RuntimeError,
-                ) as error:
-                    if attempt == ATTEMPTS or self._stop.is_set():
-                        log.warning(
-                            "%s: could not deliver the %s %s change to %s after %d attempts "
-                            "(%s); it is dropped.",
-                            document["account"],
-                            document["currency"],
-                            document["change"],
-                            describe(rule),
-                            attempt,
-                            error,
-                        )
-                        break
-                    self._stop.wait(self.first_pause * 2 ** (attempt - 1))
+        try:
+            while (item := self._queue.get()) is not None:
+                if self._stop.is_set():
+                    self._drop(1)  # counted and logged by close()
+                    continue
+                self._deliver_with_retries(*item)
+        finally:
+            # Here, and only here: never under a delivery in progress.
+            self._http.close()
+
+    def _deliver_with_retries(self, rule: Rule, document: dict[str, Any]) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                self._deliver(rule, document)
+                return
+            except (
+                httpx.HTTPError,
+                OSError,
+                subprocess.SubprocessError,
+                RuntimeError,
+            ) as error:
+                if attempt == ATTEMPTS or self._stop.is_set():
+                    self._drop(1)
+                    log.warning(
+                        "%s: could not deliver the %s to %s after %d attempts (%s); it is dropped.",
+                        document["account"],
+                        _what(document),
+                        describe(rule),
+                        attempt,
+                        error,
+                        extra={"account": document["account"]},
+                    )
+                    return
+                self._stop.wait(self.first_pause * 2 ** (attempt - 1))
 
     def _deliver(self, rule: Rule, document: dict[str, Any]) -> None:
         body = json.dumps(document)
@@ -176,9 +267,31 @@ class Notifier:
             if completed.returncode != 0:
                 raise RuntimeError(f"exit code {completed.returncode}")
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (within `timeout`), then stop."""
-        self._queue.put(None)
-        self._worker.join(timeout)
-        self._stop.set()
-        self._http.close()
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what is queued within `timeout` (default: the request timeout), then
+        stop: drop and log what is left, and let a delivery in flight finish on its own."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._worker.join(self.timeout if timeout is None else timeout)
+        if not self._worker.is_alive():
+            return
+        self._stop.set()  # no new attempt, no further pause between retries
+        left = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                if self._queue.get_nowait() is not None:
+                    left += 1
+        with contextlib.suppress(queue.Full):  # room was just made: the worker ends after
+            self._queue.put(None, timeout=1)  # its delivery in flight
+        self._drop(left)
+        if left:
+            log.warning(
+                "%d notification(s) were not delivered before the recorder stopped; they are "
+                "dropped.",
+                left,
+            )
+        log.warning(
+            "A notification is still being delivered as the recorder stops; it may not "
+            "arrive (the receiver took longer than %g s).",
+            self.timeout if timeout is None else timeout,
+        )

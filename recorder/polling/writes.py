@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: Longest pause between two knocks on a database that is away.
 MAX_RETRY_SECONDS = 30.0
 #: poll_errors.kind of a poll whose data the database refused.
-REJECTED = "rejected_by_database"
+REJECTED = WriteRejectedError.kind
 
 
 @dataclass

@@ -112,3 +112,32 @@ def ensure_schema(db: Database) -> None:
         head,
     )
     upgrade(db)
+
+
+def check_schema(db: Database) -> None:
+    """For commands that only read: the database must exist and be at this recorder's
+    schema. Creates and migrates nothing; SchemaError says what to do otherwise."""
+    if db.path is not None and not db.path.exists():
+        raise SchemaError(
+            f"There is no database at {db.path}: nothing has been recorded there; check "
+            "database_url (relative SQLite paths are relative to the config file's folder)."
+        )
+    if stamped_revision(db) == HEAD_REVISION:
+        return  # the usual case
+    current, head = current_revision(db), head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaError(
+            f"The database at {db.display_url} holds no recorder tables; check database_url, "
+            "or create them with `recorder db upgrade`."
+        )
+    if not _knows(current):
+        raise SchemaError(
+            f"The database at {db.display_url} has schema revision {current}, newer than "
+            "this recorder knows; upgrade the recorder."
+        )
+    raise SchemaError(
+        f"The database at {db.display_url} has schema revision {current}, older than this "
+        f"recorder's {head}; run `recorder db upgrade` to migrate it."
+    )
