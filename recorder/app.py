@@ -89,7 +89,8 @@ def build(
         if client is None:
             client = open_client(settings)
             closing.append(client.close)
-        claims = locks.Claims(locks.for_database(db))
+        account_locks = locks.for_database(db, settings.interval_seconds)
+        claims = locks.Claims(account_locks, ha=settings.ha)
         closing.append(claims.close)
         writes = WritePath(
             db,
