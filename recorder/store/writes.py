@@ -116,6 +116,22 @@ def after_newest(
     return replace(snapshot, taken_at=stamped)
 
 
+def recorded_since(
+    db: Database, name: str, at: datetime, recorded_by: str
+) -> tuple[datetime, str | None] | None:
+    """The newest snapshot another process took of the account after `at`, as (taken_at,
+    recorded_by); None if there is none, or if a snapshot at `at` itself is stored (then
+    it is this poll, written before a crash)."""
+    account, stored = account_id(db, name), db.dialect.storage_time(at)
+    rows = db.rows(
+        "SELECT taken_at, recorded_by FROM snapshots WHERE account_id = ? AND taken_at > ? "
+        "AND (recorded_by IS NULL OR recorded_by <> ?) AND NOT EXISTS (SELECT 1 FROM "
+        "snapshots WHERE account_id = ? AND taken_at = ?) ORDER BY taken_at DESC LIMIT 1",
+        (account, stored, recorded_by, account, stored),
+    )
+    return (db.dialect.time_from_storage(rows[0][0]), rows[0][1]) if rows else None
+
+
 def add_poll_error(
     db: Database, connection: Connection, account: int, at: datetime, kind: str, message: str
 ) -> None:
