@@ -71,3 +71,22 @@ def test_a_second_daemon_leaves_a_held_account_alone_then_takes_it_over(
                     daemon.wait(timeout=15)
         answered = [r.answered for r in simulator.requests("returnBalances")]
         assert "rate_limit" not in answered  # never polled twice at once
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_account_locks_are_per_history_so_two_schemas_on_one_server_do_not_block(
+    backend: str, tmp_path: Path
+) -> None:
+    from recorder.store.database import Database
+    from recorder.store.locks import LockSession
+
+    with fresh_database(backend, tmp_path) as one, fresh_database(backend, tmp_path) as other:
+        sessions = [
+            LockSession(Database(url), timeout=5, idle_seconds=60) for url in (one, one, other)
+        ]
+        try:
+            taken = [session.try_acquire("main") for session in sessions]
+        finally:
+            for session in sessions:
+                session.close()
+    assert taken == [True, False, True]
