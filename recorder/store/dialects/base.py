@@ -49,6 +49,9 @@ class Dialect:
     #: SQL taking a named lock without waiting, true when taken; parameters (SQLAlchemy's
     #: `:name` style): namespace, key, name.
     try_lock: ClassVar[str] = ""
+    #: Statements beginning a read-only transaction whose reads all see the database as
+    #: it was at the first of them, while writers go on (`db copy` reads a live source).
+    read_snapshot: ClassVar[tuple[str, ...]] = ()
     #: SQL naming where the recorder's tables live (schema or database): the account locks
     #: of one history are apart from another's on the same server.
     lock_scope: ClassVar[str] = ""

@@ -24,6 +24,10 @@ class MySQL(Dialect):
         "WHERE table_schema = DATABASE()"
     )
     try_lock = "SELECT GET_LOCK(:name, 0)"
+    read_snapshot = (
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+    )
     lock_scope = "SELECT DATABASE()"
     amount_type = mysql.DECIMAL(precision=65, scale=30)
     time_type = mysql.DATETIME(fsp=6)

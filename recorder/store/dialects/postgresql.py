@@ -35,6 +35,7 @@ class PostgreSQL(Dialect):
     )
     # The namespace is the first half of PostgreSQL's two-part advisory lock key.
     try_lock = "SELECT pg_try_advisory_lock(:namespace, :key)"
+    read_snapshot = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",)
     lock_scope = "SELECT current_schema()"
     amount_type = postgresql.NUMERIC()
     time_type = postgresql.TIMESTAMP(timezone=True)

@@ -22,6 +22,8 @@ class SQLite(Dialect):
     outage_hint = "check that its file and folder exist and can be written, and the disk has room"
     orders_balances_by_key = True
     insert_ignoring = ("INSERT OR IGNORE", "")
+    # In WAL mode a read transaction sees the database as of its first read.
+    read_snapshot = ("BEGIN",)
 
     # Primary result codes (the low byte of an extended code) that refuse the data itself.
     _REFUSED_CODES = frozenset((SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE))
