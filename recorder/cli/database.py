@@ -101,8 +101,8 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
     """Thin out old snapshots as [retention] says; the change log is never touched.
 
     Keeps every snapshot younger than keep_all_days; beyond, the last snapshot of each
-    hour (or day) and every snapshot that recorded a change, so what an account held at
-    any moment stays exactly answerable.
+    hour (or day), every snapshot that recorded a change, each account's first, and the
+    first after a gap, so what an account held at any moment stays exactly answerable.
     """
     from recorder.store import maintenance, retention
 
@@ -115,7 +115,12 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
         )
     with reading(state) as database:
         count = retention.prune(
-            database, kept.keep_all_days, kept.keep_one_per, datetime.now(UTC), dry_run=dry_run
+            database,
+            kept.keep_all_days,
+            kept.keep_one_per,
+            datetime.now(UTC),
+            interval_seconds=settings.interval_seconds,
+            dry_run=dry_run,
         )
         if not dry_run:
             maintenance.analyze(database, vacuum=vacuum)

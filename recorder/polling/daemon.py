@@ -172,7 +172,12 @@ class Daemon:
         db = self.poller.writes.db
         try:
             deleted = retention.prune(
-                db, kept.keep_all_days, kept.keep_one_per, utc_now(), stop=self.stopping.is_set
+                db,
+                kept.keep_all_days,
+                kept.keep_one_per,
+                utc_now(),
+                interval_seconds=self.settings.interval_seconds,
+                stop=self.stopping.is_set,
             )
             if deleted:
                 maintenance.analyze(db)
