@@ -52,6 +52,10 @@ class Dialect:
     #: Statements beginning a read-only transaction whose reads all see the database as
     #: it was at the first of them, while writers go on (`db copy` reads a live source).
     read_snapshot: ClassVar[tuple[str, ...]] = ()
+    #: Schema upgrades one at a time: a statement run first in the upgrade's transaction
+    #: that takes a lock without waiting (true when taken; no row: taken, having waited),
+    #: and one releasing it ("": the transaction's end does).
+    upgrade_lock: ClassVar[tuple[str, str]] = ("", "")
     #: SQL naming where the recorder's tables live (schema or database): the account locks
     #: of one history are apart from another's on the same server.
     lock_scope: ClassVar[str] = ""

@@ -29,6 +29,11 @@ class MySQL(Dialect):
         "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
     )
     lock_scope = "SELECT DATABASE()"
+    # A named lock outlives the implicit commits of MariaDB's DDL; it is released after.
+    upgrade_lock = (
+        "SELECT GET_LOCK(CONCAT('recorder-upgrade/', DATABASE()), 0)",
+        "SELECT RELEASE_LOCK(CONCAT('recorder-upgrade/', DATABASE()))",
+    )
     amount_type = mysql.DECIMAL(precision=65, scale=30)
     time_type = mysql.DATETIME(fsp=6)
     # Whatever the database's default: any character, compared exactly (migration 0004).

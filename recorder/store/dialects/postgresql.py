@@ -37,6 +37,11 @@ class PostgreSQL(Dialect):
     try_lock = "SELECT pg_try_advisory_lock(:namespace, :key)"
     read_snapshot = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",)
     lock_scope = "SELECT current_schema()"
+    # "recu": the recorder's upgrades, per schema; released when the transaction ends.
+    upgrade_lock = (
+        "SELECT pg_try_advisory_xact_lock(1919247221, hashtext(current_schema()))",
+        "",
+    )
     amount_type = postgresql.NUMERIC()
     time_type = postgresql.TIMESTAMP(timezone=True)
 
