@@ -17,6 +17,7 @@ from recorder.store.copy import copy_history
 from recorder.store.database import Database
 from recorder.values import Snapshot
 from tests.conftest import BACKENDS, fresh_database, open_db
+from tests.consistency import assert_change_log_is_the_diff
 from tests.helpers import add_snapshot, counts
 from tests.history import record
 
@@ -241,3 +242,6 @@ def test_copying_a_source_that_is_written_meanwhile_copies_a_consistent_snapshot
     into.close()
     assert again.copied["snapshots"] == len(written) and not again.source_changed
     assert dump(target) == dump(source)
+    copied = Database(target)
+    assert assert_change_log_is_the_diff(copied) == counts(copied)["snapshots"]
+    copied.close()

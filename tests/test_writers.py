@@ -181,4 +181,4 @@ def test_a_holder_whose_lock_session_hangs_gives_up_and_another_takes_over(
     # The hole is the holder's deadline plus the server's two silent intervals, not the
     # minutes to hours TCP takes to give up.
     handover = max(b - a for a, b in itertools.pairwise(times))
-    assert handover.total_seconds() < 8, handover
+    assert handover.total_seconds() < 10, handover
