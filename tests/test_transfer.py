@@ -171,7 +171,7 @@ def test_copy_refuses_a_target_whose_rows_differ_from_the_sources_with_the_same_
         )
         assert result.exit_code == 2, result.output
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-        assert "already holds a different history (snapshots 1 differs" in result.stderr
+        assert "already holds a different history (snapshot 1 differs" in result.stderr
         assert dump(target) == before  # nothing was written
 
 

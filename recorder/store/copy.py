@@ -52,10 +52,19 @@ class CopyReport:
     source_changed: bool
 
 
-def _refuse(table: str, what: str) -> InputError:
+_ROW = {
+    "accounts": "account",
+    "snapshots": "snapshot",
+    "balances": "balance",
+    "balance_changes": "change",
+    "poll_errors": "failed poll",
+}
+
+
+def _refuse(why: str) -> InputError:
     return InputError(
-        f"The target database already holds a different history ({table} {what}); copy "
-        "into an empty database, or into one an earlier copy of this source filled."
+        f"The target database already holds a different history ({why}); copy into an empty "
+        "database, or into one an earlier copy of this source filled."
     )
 
 
@@ -74,9 +83,9 @@ def _missing(table: str, wanted: Sequence[Row], present: Sequence[Row]) -> list[
         if found is None:
             missing.append(row)
         elif found != row:
-            raise _refuse(table, f"{_key(table, row)} differs from the source's")
+            raise _refuse(f"{_ROW[table]} {_key(table, row)} differs from the source's")
     if there:
-        raise _refuse(table, f"{min(there)} is not in the source")  # type: ignore[type-var]
+        raise _refuse(f"{_ROW[table]} {min(there)} is not in the source")  # type: ignore[type-var]
     return missing
 
 
@@ -104,7 +113,7 @@ class _Copy:
                         else [(*r[:at], stored(r[at]), *r[at + 1 :]) for r in found],
                     )
         except WriteRejectedError as error:  # a duplicate id elsewhere in the target
-            raise _refuse(" or ".join(tables), f"refused a row: {error.reason}") from None
+            raise _refuse(f"it refused a row: {error.reason}") from None
         for table, found in zip(tables, rows, strict=True):
             self.copied[table] += len(found)
 
@@ -113,7 +122,7 @@ class _Copy:
         by_name = {name: account_id for account_id, name in present}
         for account_id, name in wanted:
             if by_name.get(name, account_id) != account_id:
-                raise _refuse("account", f"{name!r} has another id there")
+                raise _refuse(f"account {name!r} has another id there")
         self.insert(["accounts"], [_missing("accounts", wanted, present)])
         self.sums["from"]["accounts"].add(wanted)
         self.sums["to"]["accounts"].add(self.there.accounts())
@@ -154,7 +163,7 @@ class _Copy:
         for table, (wanted, present) in pairs.items():
             after, last = 0, self.there.max_id(table)
             if last > getattr(self.up_to, table):
-                raise _refuse(table, f"{last} is not in the source")
+                raise _refuse(f"{_ROW[table]} {last} is not in the source")
             while after < last:
                 ids = self.there.ids(table, after, last, chunk)
                 end = ids[-1] if len(ids) == chunk else last
