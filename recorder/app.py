@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from recorder.config import Settings
 from recorder.errors import ConfigError
@@ -43,14 +44,25 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def open_client(settings: Settings) -> CoinWClient:
-    """The exchange client the settings describe."""
+def journal_path(settings: Settings, db: Database) -> Path | None:
+    """The outage journal of this configuration: `{database}` in buffer_file names the
+    database, so two configurations in one folder never share a journal."""
+    if settings.buffer_file is None:
+        return None
+    name = settings.buffer_file.name.replace("{database}", db.identity[:8])
+    return settings.buffer_file.with_name(name)
+
+
+def open_client(settings: Settings, call_off: threading.Event | None = None) -> CoinWClient:
+    """The exchange client the settings describe; a request in flight is called off once
+    `call_off` is set."""
     return CoinWClient(
         settings.base_url,
         timeout=settings.timeout_seconds,
         max_response_bytes=settings.max_response_bytes,
         max_connections=max(10, settings.workers),
         max_requests_per_second=settings.max_requests_per_second,
+        stopping=call_off.is_set if call_off is not None else lambda: False,
     )
 
 
@@ -82,25 +94,26 @@ def build(
     """Assemble a recorder. The database and client are opened here unless given (then the
     caller closes them); metrics are served only when `metrics_port` is given."""
     closing: list[Callable[[], None]] = []
+    call_off = threading.Event()
     try:
         if db is None:
             db = open_database(settings)
             closing.append(db.close)
         if client is None:
-            client = open_client(settings)
+            client = open_client(settings, call_off)
             closing.append(client.close)
         account_locks = locks.for_database(db, settings.interval_seconds)
         claims = locks.Claims(account_locks, ha=settings.ha)
         closing.append(claims.close)
         writes = WritePath(
             db,
-            OutageBuffer(settings.buffer_file, settings.buffer_max_snapshots),
+            OutageBuffer(journal_path(settings, db), settings.buffer_max_snapshots, db.identity),
             claims=claims,
             recorded_by=instance_name(),
             retry_seconds=settings.interval_seconds,
         )
         poller = Poller(settings, client, claims, writes, threading.Event())
-        recorder = Recorder(settings, db, client, poller, Daemon(poller), closing)
+        recorder = Recorder(settings, db, client, poller, Daemon(poller, call_off), closing)
         if metrics_port is not None:
             _serve_metrics(recorder, metrics_port)
         if notify and settings.notify:
@@ -119,8 +132,7 @@ def build(
 def _serve_metrics(recorder: Recorder, port: int) -> None:
     from recorder.polling.metrics import Metrics
 
-    buffer = recorder.poller.writes.buffer
-    metrics = Metrics(buffered=lambda: len(buffer))
+    metrics = Metrics(waiting=recorder.poller.writes.waiting)
     address = recorder.settings.metrics.address
     try:
         served = metrics.serve(port, address)

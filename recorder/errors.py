@@ -21,7 +21,9 @@
         ├── HTTPStatusError          kind "http_status": a non-2xx status (5xx pages included)
         ├── RateLimitError           kind "rate_limit": HTTP 429, or envelope code 29001 / 429
         ├── ResponseFormatError      kind "bad_envelope": JSON, but not CoinW's envelope
-        │   └── NotJSONError         kind "not_json": the body is not JSON at all
+        │   ├── NotJSONError         kind "not_json": the body is not JSON (or not decodable)
+        │   └── EmptyReplyError      kind "empty_reply": no balances in the reply while the
+        │                            account held some; believed when the next poll says so
         ├── APIError                 kind "api_error": CoinW answered with an error code
         │   └── AuthenticationError  kind "auth": code 1003 / 6000, a key or signature problem
         └── InvalidAmountError       kind "invalid_amount": an amount that is not a finite,
@@ -125,6 +127,10 @@ class ResponseFormatError(PollError):
 
 class NotJSONError(ResponseFormatError):
     kind = "not_json"
+
+
+class EmptyReplyError(ResponseFormatError):
+    kind = "empty_reply"
 
 
 class APIError(PollError):

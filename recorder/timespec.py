@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recorder.errors import InputError
+from recorder.text import safe
 
 PERIODS = ("hour", "day", "week", "month")
 _RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
@@ -42,6 +43,16 @@ def parse_moment(
     A bare date means its start in `zone`, or with `end_of_day` its last microsecond.
     A time without an offset is read in `zone`.
     """
+    try:
+        return _moment(text, zone, now, end_of_day=end_of_day, option=option)
+    except OverflowError:
+        raise InputError(
+            f"{option} {safe(text, 40)!r} is outside the times the recorder can show "
+            "(years 1 to 9999 in every zone); give a nearer date or age."
+        ) from None
+
+
+def _moment(text: str, zone: tzinfo, now: datetime, *, end_of_day: bool, option: str) -> datetime:
     value = text.strip()
     if value.lower() == "now":
         return now.astimezone(UTC)
@@ -107,7 +118,11 @@ def periods(
     """[start, end) of every period overlapping since..until, in order, as UTC times."""
     start = period_start(since, every, zone)
     while start <= until:
-        end = next_period(start, every, zone)
+        try:
+            end = next_period(start, every, zone)
+        except OverflowError:  # the last period before the end of the calendar
+            yield start, datetime.max.replace(tzinfo=UTC)
+            return
         yield start, end
         start = end
 

@@ -58,6 +58,9 @@ class Snapshot:
     parts: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     #: Filled in after parsing, from the ticker of the poll's round.
     valuation: Valuation | None = None
+    #: A reply that did not clearly carry balances (an empty body, no `data`): it says
+    #: "holds nothing" only once the next poll confirms it.
+    ambiguous: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,9 @@ class Written:
 
     snapshot_id: int | None
     changes: list[Change] = field(default_factory=list)
+    #: Set when the observation was stored as a poll_errors row instead of a snapshot
+    #: (an ambiguous empty reply not yet confirmed): the row's kind and message.
+    failure: tuple[str, str] | None = None
 
 
 class PollStatus(enum.Enum):
@@ -163,6 +169,9 @@ class PollOutcome:
     scheduled_at: datetime | None = None
     #: Seconds from the start of the poll to its commit (or to its failure).
     duration: float = 0.0
+    #: What this poll observed reached the database now (False: it waits in the outage
+    #: buffer, or the database refused it).
+    stored: bool = True
 
     @property
     def ok(self) -> bool:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.polling.buffer import OutageBuffer, from_json, to_json
+from recorder.polling.buffer import OutageBuffer
+from recorder.polling.journal import from_line, to_line
 from recorder.sources.coinw.simulator import Simulator
 from recorder.store.database import Database
 from recorder.values import Observation, PollStatus, Snapshot, Valuation
@@ -40,8 +41,8 @@ def test_entries_survive_the_journal_exactly(tmp_path: Path) -> None:
         ),
     )
     error = Observation.of_failure("main", T0, "timeout", "slow")
-    assert from_json(to_json(entry)) == entry
-    assert from_json(to_json(error)) == error
+    assert from_line(to_line(entry, "db1")).observation == entry
+    assert from_line(to_line(error, "db1")).observation == error
     journal = tmp_path / "buffer.jsonl"
     buffer = OutageBuffer(journal, capacity=10)
     buffer.add(entry)
@@ -54,9 +55,10 @@ def test_a_line_cut_short_by_a_crash_is_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     journal = tmp_path / "buffer.jsonl"
-    journal.write_text(to_json(snapshot(1)) + "\n" + to_json(snapshot(2))[:30])
+    journal.write_text(to_line(snapshot(1), "") + "\n" + to_line(snapshot(2), "")[:30])
     assert list(OutageBuffer(journal, capacity=10)) == [snapshot(1)]
-    assert "Skipped 1 unreadable line" in caplog.text
+    assert "Moved 1 unreadable line(s)" in caplog.text
+    assert "line 2" in (tmp_path / "buffer.jsonl.quarantine").read_text()
 
 
 def test_when_full_a_repeated_snapshot_goes_first_then_failures_then_the_oldest() -> None:
@@ -64,10 +66,10 @@ def test_when_full_a_repeated_snapshot_goes_first_then_failures_then_the_oldest(
     buffer.add(snapshot(1, "1"))
     buffer.add(snapshot(2, "1"))  # repeats the one before: no change lost if dropped
     buffer.add(Observation.of_failure("main", T0 + timedelta(minutes=3), "timeout", ""))
-    assert buffer.add(snapshot(4, "2")) == [snapshot(2, "1")]
-    dropped = buffer.add(snapshot(5, "3"))
+    assert buffer.add(snapshot(4, "2"))[0] == [snapshot(2, "1")]
+    dropped, _ = buffer.add(snapshot(5, "3"))
     assert [d.error_kind for d in dropped] == ["timeout"]
-    assert buffer.add(snapshot(6, "4")) == [snapshot(1, "1")]
+    assert buffer.add(snapshot(6, "4"))[0] == [snapshot(1, "1")]
     assert [e.snapshot.balances["BTC"] for e in buffer if e.snapshot] == [
         Decimal(2),
         Decimal(3),
@@ -80,12 +82,10 @@ def test_writing_the_journal_back_after_a_flush(tmp_path: Path) -> None:
     buffer = OutageBuffer(journal, capacity=10)
     for n in range(3):
         buffer.add(snapshot(n, str(n)))
-    buffer.pop()
-    buffer.persist()
+    first, *rest = list(buffer)
+    buffer.remove([first])
     assert len(journal.read_text().splitlines()) == 2
-    buffer.pop()
-    buffer.pop()
-    buffer.persist()
+    buffer.remove(rest)
     assert not journal.exists()
 
 
@@ -107,5 +107,7 @@ def test_a_full_buffer_says_plainly_what_it_dropped(
     database.close()
     assert all(r.status is PollStatus.BUFFERED for r in results)
     assert "The local buffer is full (2 polls): dropped main's snapshot of" in caplog.text
-    assert "(2 buffered, 2 of them snapshots; at most 2; journal" in caplog.text
+    assert (
+        "(journal " in caplog.text and "2 buffered, 2 of them snapshots; at most 2)" in caplog.text
+    )
     assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 2

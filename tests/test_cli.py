@@ -76,14 +76,12 @@ def test_poll_records_changes_and_nothing_for_the_same_amount_written_differentl
 @pytest.mark.parametrize(
     "empty",
     [
-        b"",
         b'{"code": "200", "data": {}}',
         b'{"code": 200, "data": null}',
         b'{"code": "200", "data": []}',
-        b'{"code": "200", "msg": "SUCCESS"}',
     ],
 )
-def test_an_empty_response_records_every_currency_as_gone(
+def test_a_success_envelope_holding_nothing_records_every_currency_as_gone(
     env: dict[str, str], sqlite_url: str, simulator: Simulator, empty: bytes
 ) -> None:
     assert invoke(env, "poll").exit_code == 0
@@ -97,6 +95,41 @@ def test_an_empty_response_records_every_currency_as_gone(
         "SELECT count(*) FROM balances WHERE snapshot_id = (SELECT max(id) FROM snapshots)",
     )
     assert latest == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "empty", [b"", b"   ", b'{"code": "200", "msg": "SUCCESS"}', b'{"code": "200"}']
+)
+def test_an_empty_reply_is_believed_only_when_the_next_poll_confirms_it(
+    env: dict[str, str], sqlite_url: str, simulator: Simulator, empty: bytes
+) -> None:
+    assert invoke(env, "poll").exit_code == 0
+    simulator.add_fault(Fault.raw(empty, times=2), API_KEY)
+    first = invoke(env, "poll")
+    assert first.exit_code == 1
+    assert "poll failed (empty_reply)" in first.stderr or "empty_reply" in first.stderr
+    assert snapshot_count(sqlite_url) == 1  # nothing is gone yet
+    ((reply_at,),) = rows(sqlite_url, "SELECT attempted_at FROM poll_errors")
+    second = invoke(env, "poll")
+    assert second.exit_code == 0, second.output
+    assert "default BTC gone (was 0.0012)" in second.stdout
+    # The sell-everything is recorded at the time of the first such reply.
+    assert rows(sqlite_url, "SELECT taken_at FROM snapshots ORDER BY id DESC LIMIT 1") == [
+        (reply_at,)
+    ]
+
+
+def test_an_empty_reply_the_next_poll_contradicts_changes_nothing(
+    env: dict[str, str], sqlite_url: str, simulator: Simulator
+) -> None:
+    assert invoke(env, "poll").exit_code == 0
+    simulator.add_fault(Fault.raw(b""), API_KEY)
+    assert invoke(env, "poll").exit_code == 1
+    third = invoke(env, "poll")
+    assert third.exit_code == 0 and "no change" in third.stdout
+    assert rows(sqlite_url, "SELECT count(*) FROM balance_changes WHERE new_amount IS NULL") == [
+        (0,)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +181,8 @@ def test_an_unreachable_database_keeps_the_poll_in_the_buffer_and_exits_1(
     assert "Connection refused" in result.stderr and "check database_url" in result.stderr
     assert "the snapshot waits in the buffer journal" in result.stderr
     assert "Traceback" not in result.output
-    assert '"BTC":"0.0012"' in (tmp_path / "recorder-buffer.jsonl").read_text()
+    (journal,) = tmp_path.glob("recorder-buffer-*.jsonl")
+    assert '"BTC":"0.0012"' in journal.read_text()
 
 
 def test_version_and_help(env: dict[str, str]) -> None:

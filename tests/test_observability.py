@@ -74,7 +74,9 @@ def test_a_running_daemon_serves_its_metrics(
     )
     assert samples["recorder_poll_duration_seconds_count"] >= 2
     assert samples["recorder_poll_lateness_seconds_count"] >= 2
-    assert samples["recorder_buffered_snapshots"] == 0
+    assert samples["recorder_buffered_polls"] == 0
+    assert samples["recorder_oldest_buffered_seconds"] == 0
+    assert samples['recorder_recording{account="default"}'] == 1
     last = samples['recorder_last_success_timestamp_seconds{account="default"}']
     assert abs(last - datetime.now(UTC).timestamp()) < 60
 

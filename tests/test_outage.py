@@ -114,7 +114,7 @@ def test_polls_during_a_cut_are_written_in_order_when_the_database_is_back(
         stop_recorder(recorder, thread)
     check_history(postgres_url, ok_polls(simulator))
     assert not (tmp_path / "buffer.jsonl").exists()
-    assert "kept main's snapshot" in caplog.text and "buffered" in caplog.text
+    assert "main's snapshot of" in caplog.text and "waits in the local buffer" in caplog.text
     assert "Wrote" in caplog.text and "The database is back" in caplog.text
 
 

@@ -201,3 +201,35 @@ def test_any_json_gives_a_snapshot_or_a_typed_error(document: Any) -> None:
 def test_any_bytes_give_a_snapshot_or_a_typed_error(body: bytes) -> None:
     with contextlib.suppress(errors.PollError):
         parse_balances(body, NOW)
+
+
+numbers = st.builds(
+    lambda mantissa, exponent: f"{mantissa}e{exponent}",
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.integers(min_value=-(10**20), max_value=10**20),
+) | st.integers().map(str)
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=300)
+hostile_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        lambda code, amount: (
+            f'{{"code": {code}, "data": {{"BTC": {amount}, "btc": "{amount}"}}}}'.encode()
+        ),
+        numbers | st.just('"200"'),
+        numbers,
+    ),
+    st.builds(
+        lambda code, message: json.dumps({"code": code, "msg": message}).encode(),
+        st.one_of(any_text, st.integers(), st.just("200")),
+        any_text,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=hostile_bodies)
+def test_any_bytes_numbers_or_error_envelope_give_a_snapshot_or_a_typed_error(body: bytes) -> None:
+    for parser in (parse_balances, parse_complete_balances):
+        with contextlib.suppress(errors.PollError):
+            snapshot = parser(body, NOW)
+            assert all(a.is_finite() and a > 0 for a in snapshot.balances.values())

@@ -69,3 +69,20 @@ def test_a_failed_ticker_gives_no_prices_for_the_round() -> None:
         raise ConnectError("down")
 
     assert TickerCache(fetch, max_age=60).pairs() is None
+
+
+def test_a_cross_price_that_rounds_to_nothing_is_unpriced_not_worthless() -> None:
+    pairs = {"DUST_BTC": Decimal("1E-20"), "BTC_USDT": Decimal("1E-15")}
+    assert usdt_price("DUST", pairs) is None
+    valuation = valuate({"DUST": Decimal(5)}, pairs)
+    assert valuation.unpriced == ("DUST",) and valuation.total is None
+
+
+def test_values_too_large_to_store_are_left_unpriced_and_the_total_still_fits() -> None:
+    huge = Decimal("9" * 34)
+    valuation = valuate(
+        {"A": huge, "B": huge, "C": Decimal(1)},
+        {"A_USDT": huge, "B_USDT": Decimal(9), "C_USDT": Decimal(2)},
+    )
+    assert "A" in valuation.unpriced  # amount x price has 68 integer digits
+    assert valuation.total is not None and valuation.values["C"] == 2

@@ -130,3 +130,30 @@ def test_a_buffer_whose_account_another_process_took_is_dropped_with_a_reason(
     assert "another recorder process took this account" in caplog.text
     assert query(sqlite_db, "SELECT name FROM accounts") == [("main",)]
     assert not journal.exists()
+
+
+def test_a_read_only_disk_under_the_database_keeps_polls_in_the_journal(
+    disk: SmallDisk, env: dict[str, str], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from recorder.cli import cli
+
+    url = f"sqlite:///{disk.path / 'recorder.db'}"
+    env = {**env, "RECORDER_DATABASE_URL": url, "RECORDER_BUFFER_FILE": str(tmp_path / "j.jsonl")}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    disk.read_only()  # nothing is open: the kernel lets it go read-only
+    down = runner.invoke(cli, ["poll"], env=env)
+    assert down.exit_code == 1 and "Traceback" not in down.output
+    assert "waits in the buffer journal" in down.stderr
+    assert (
+        "readonly" in down.stderr or "read-only" in down.stderr or "unable to open" in down.stderr
+    )
+    assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 1
+    disk.writable()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    database = open_db(url)
+    assert counts(database)["snapshots"] == 3
+    database.close()
+    assert not (tmp_path / "j.jsonl").exists()

@@ -44,11 +44,14 @@ def _accounts_to_check(db: Database, settings: Settings, names: tuple[str, ...])
 @pass_state
 def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
     """Is recording healthy? Per account: last success and its age, last error, errors in
-    the last 24 h, snapshots; and the database's size and schema revision.
+    the last 24 h, snapshots; the database's size and schema revision; polls waiting in
+    the outage journal.
 
     Exits 1 when any account's last success is older than three intervals (or it has
-    none): a health check for cron or a container.
+    none), or polls wait for the database: a health check for cron or a container.
     """
+    from recorder import app
+    from recorder.polling import journal
     from recorder.reports import health
 
     settings = state.settings(quiet=True)
@@ -58,6 +61,7 @@ def status(state: State, accounts: tuple[str, ...], output_format: str) -> None:
             _accounts_to_check(db, settings, accounts),
             settings.interval_seconds,
             datetime.now(UTC),
+            journal.waiting(app.journal_path(settings, db)),
         )
     if output_format == "json":
         click.echo(health.status_json(report))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -32,7 +34,13 @@ def run(state: State, metrics_port: int | None) -> None:
     settings.require_accounts()
     port = metrics_port if metrics_port is not None else settings.metrics.port
     with app.running(settings, metrics_port=port) as recorder:
-        recorder.daemon.run()
+        finished = recorder.daemon.run()
+    if not finished:
+        # A poll thread is stuck (the database does not answer): Python would wait for it
+        # at exit, and SIGTERM must end the recorder within 10 s. Everything worth keeping
+        # is in the journal already (each entry is synced as it is added).
+        logging.shutdown()
+        os._exit(0)
 
 
 @cli.command()

@@ -1,7 +1,7 @@
 """Settings: declared once (settings.py), read strictly from a TOML file and the
 environment (load.py) with small readers (readers.py) that refuse anything ambiguous."""
 
-from recorder.config.load import ACCOUNT_KEYS, TOP_KEYS, environment, load, reference_table
+from recorder.config.load import ACCOUNT_KEYS, TOP_KEYS, load
 from recorder.config.settings import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -10,6 +10,8 @@ from recorder.config.settings import (
     NotifyRule,
     Retention,
     Settings,
+    environment,
+    reference_table,
 )
 
 __all__ = [

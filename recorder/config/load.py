@@ -25,10 +25,9 @@ from recorder.config import readers
 from recorder.config.settings import (
     BALANCE_SOURCES,
     DEFAULT_BUFFER_FILE,
+    SECTIONS,
     AccountConfig,
-    MetricsConfig,
     NotifyRule,
-    Retention,
     Settings,
     keys,
 )
@@ -38,16 +37,7 @@ from recorder.values import Credentials
 
 DEFAULT_CONFIG_NAME = "recorder.toml"
 
-#: Variables that are not settings of their own.
-SPECIAL_ENVIRONMENT = {
-    "RECORDER_CONFIG": "path of the config file",
-    "COINW_API_KEY": "the API key of the account named `default`",
-    "COINW_SECRET_KEY": "the secret key of the account named `default`",
-    "COINW_SECRET_KEY_FILE": "a file holding the secret key of the account named `default`",
-}
-
-_SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
-TOP_KEYS = (*(name for name, _, _ in keys(Settings)), *_SECTIONS, "notify", "accounts")
+TOP_KEYS = (*(name for name, _, _ in keys(Settings)), *SECTIONS, "notify", "accounts")
 ACCOUNT_KEYS = (
     "name",
     "api_key",
@@ -60,47 +50,6 @@ ACCOUNT_KEYS = (
 )
 NOTIFY_KEYS = ("url", "command", "accounts", "currencies", "min_abs_change", "min_rel_change")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
-
-
-def environment() -> dict[str, str]:
-    """Every environment variable the recorder reads -> what it sets."""
-    found = dict(SPECIAL_ENVIRONMENT)
-    for name, _, key in keys(Settings):
-        for variable in key.env:
-            found[variable] = name
-    for section, cls in _SECTIONS.items():
-        for name, _, key in keys(cls):
-            for variable in key.env:
-                found[variable] = f"{name} in [{section}]"
-    return found
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, float) and value.is_integer():
-        return f"`{int(value)}`"
-    return f"`{value}`"
-
-
-def reference_table() -> str:
-    """The README's table of every key: its environment variable, default and meaning,
-    rendered from the declarations (tests/test_docs.py checks the README holds it)."""
-    lines = [
-        "| key | environment variable | default | meaning |",
-        "|---|---|---|---|",
-    ]
-    tables: list[tuple[str, type]] = [
-        ("", Settings),
-        *((f"[{s}] ", c) for s, c in _SECTIONS.items()),
-    ]
-    for prefix, cls in tables:
-        for name, default, key in keys(cls):
-            variables = ", ".join(f"`{v}`" for v in key.env)
-            lines.append(f"| {prefix}`{name}` | {variables} | {_shown(default)} | {key.doc} |")
-    return "\n".join(lines)
 
 
 # -- secrets -----------------------------------------------------------------------------
@@ -122,6 +71,10 @@ def _read_secret_file(where: str, path_text: str, base: Path, warnings: list[str
     path = (base / Path(path_text).expanduser()).resolve()
     try:
         value = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{where}: the file {str(path)!r} is not UTF-8 text; it should hold the key alone."
+        ) from None
     except FileNotFoundError:
         raise ConfigError(f"{where}: the file {str(path)!r} does not exist.") from None
     except OSError as error:
@@ -164,6 +117,18 @@ def _credential(
     return value
 
 
+def _key_text(where: str, value: str) -> str:
+    """A key as it goes into a request and its signature: printable UTF-8 text, one word
+    (bytes that are not UTF-8 arrive as lone surrogates and could never be sent)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where} holds bytes that are not UTF-8 text; check the key.") from None
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ConfigError(f"{where} holds spaces or control characters; check the key.")
+    return value
+
+
 # -- loading -----------------------------------------------------------------------------
 
 
@@ -189,6 +154,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"The config file {str(path)!r} is not valid TOML ({error}).") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"The config file {str(path)!r} is not UTF-8 text (byte {error.start}); save it "
+            "as UTF-8."
+        ) from None
 
 
 def _values(
@@ -229,6 +199,8 @@ def _account(
         raise ConfigError(f"{where} has no API key: set api_key, api_key_env or api_key_file.")
     if secret is None:
         raise ConfigError(f"{where} has no secret key: set secret_key_env or secret_key_file.")
+    api_key = _key_text(f"The API key of {where}", api_key)
+    secret = _key_text(f"The secret key of {where}", secret)
     source = readers.choice(
         f"{where}.balance_source", table.get("balance_source", "balances"), BALANCE_SOURCES
     )
@@ -274,7 +246,7 @@ def _notify_rules(where: str, tables: Any) -> tuple[NotifyRule, ...]:
 
 
 def _section(name: str, where: str, document: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
-    cls = _SECTIONS[name]
+    cls = SECTIONS[name]
     table = document.get(name, {})
     at = f"[{name}] in {where}"
     if not isinstance(table, dict):
@@ -301,6 +273,8 @@ def _default_account(
         raise ConfigError(
             "COINW_API_KEY is set but no secret key: set COINW_SECRET_KEY or COINW_SECRET_KEY_FILE."
         )
+    api_key = _key_text("COINW_API_KEY", api_key)
+    secret = _key_text("The secret key of the account 'default'", secret)
     return AccountConfig("default", Credentials(api_key, Secret(secret)))
 
 
@@ -359,7 +333,7 @@ def load(
     readers.check_keys(where, document, TOP_KEYS)
 
     values = _values(Settings, document, where, environ)
-    for name in _SECTIONS:
+    for name in SECTIONS:
         values[name] = _section(name, where, document, environ)
     if "notify" in document:
         values["notify"] = _notify_rules(where, document["notify"])

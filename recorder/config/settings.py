@@ -18,7 +18,7 @@ from recorder.errors import ConfigError
 from recorder.values import Credentials
 
 DEFAULT_DATABASE_URL = "sqlite:///recorder.db"
-DEFAULT_BUFFER_FILE = "recorder-buffer.jsonl"
+DEFAULT_BUFFER_FILE = "recorder-buffer-{database}.jsonl"
 LOG_LEVELS = readers.LOG_LEVELS
 LOG_FORMATS = ("text", "json")
 BALANCE_SOURCES = ("balances", "complete")
@@ -205,7 +205,8 @@ class Settings:
         Path(DEFAULT_BUFFER_FILE),
         readers.optional_text,
         "journal of polls waiting for an unreachable database (relative to the config "
-        'file\'s folder, else the working folder; `""`: memory only)',
+        "file's folder, else the working folder; `{database}` becomes 8 hex digits naming "
+        'the database, so configurations never share one; `""`: memory only)',
         env=("RECORDER_BUFFER_FILE",),
     )
     buffer_max_snapshots: int = setting(
@@ -260,3 +261,58 @@ class Settings:
                 "[[accounts]] table to the config file (see config.example.toml)."
             )
         return self.accounts
+
+
+#: The tables of single settings, by their name in the file.
+SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
+
+#: Variables that are not settings of their own.
+SPECIAL_ENVIRONMENT = {
+    "RECORDER_CONFIG": "path of the config file",
+    "COINW_API_KEY": "the API key of the account named `default`",
+    "COINW_SECRET_KEY": "the secret key of the account named `default`",
+    "COINW_SECRET_KEY_FILE": "a file holding the secret key of the account named `default`",
+}
+
+_SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
+
+
+def environment() -> dict[str, str]:
+    """Every environment variable the recorder reads -> what it sets."""
+    found = dict(SPECIAL_ENVIRONMENT)
+    for name, _, key in keys(Settings):
+        for variable in key.env:
+            found[variable] = name
+    for section, cls in SECTIONS.items():
+        for name, _, key in keys(cls):
+            for variable in key.env:
+                found[variable] = f"{name} in [{section}]"
+    return found
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def reference_table() -> str:
+    """The README's table of every key: its environment variable, default and meaning,
+    rendered from the declarations (tests/test_docs.py checks the README holds it)."""
+    lines = [
+        "| key | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    tables: list[tuple[str, type]] = [
+        ("", Settings),
+        *((f"[{s}] ", c) for s, c in SECTIONS.items()),
+    ]
+    for prefix, cls in tables:
+        for name, default, key in keys(cls):
+            variables = ", ".join(f"`{v}`" for v in key.env)
+            lines.append(f"| {prefix}`{name}` | {variables} | {_shown(default)} | {key.doc} |")
+    return "\n".join(lines)

@@ -1,120 +1,71 @@
 """The outage buffer: polls completed while the database cannot take them.
 
-Entries wait in memory and in a journal file (JSON Lines, one entry per line, appended and
-synced as they arrive), so a restart does not lose them. They are written to the database
-in the order they were taken once it is back; writing an entry twice is harmless because
-the writer skips what is already stored. The buffer is bounded: when full it first drops
-snapshots that repeat the one before them (no change is lost), then the oldest entries,
-and says so.
+Entries wait in memory and in a journal file (journal.py), so a restart does not lose
+them. They are written to the database in the order they were taken, account by account,
+once it is back; writing an entry twice is harmless because the writer skips what is
+already stored. The buffer is bounded: when full it first drops snapshots that repeat the
+one before them (no change is lost), then failed polls, then the oldest entries, and says
+so.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from recorder import amounts
-from recorder.values import Observation, Snapshot, Valuation
+from recorder.errors import ConfigError
+from recorder.polling.journal import Journal, to_line
+from recorder.values import Observation
 
 log = logging.getLogger(__name__)
 
 
-def _decimals(mapping: Mapping[str, Decimal]) -> dict[str, str]:
-    return {key: amounts.to_text(value) for key, value in mapping.items()}
-
-
-def to_json(entry: Observation) -> str:
-    """One journal line."""
-    document: dict[str, Any] = {
-        "account": entry.account,
-        "at": entry.at.isoformat(),
-        "error_kind": entry.error_kind,
-        "message": entry.message,
-    }
-    snapshot = entry.snapshot
-    if snapshot is not None:
-        valuation = snapshot.valuation or Valuation()
-        document.update(
-            balances=_decimals(snapshot.balances),
-            parts={
-                c: [amounts.to_text(a), amounts.to_text(o)] for c, (a, o) in snapshot.parts.items()
-            },
-            prices=_decimals(valuation.prices),
-            values=_decimals(valuation.values),
-            total=amounts.to_text(valuation.total) if valuation.total is not None else None,
-            unpriced=list(valuation.unpriced),
-        )
-    return json.dumps(document, separators=(",", ":"))
-
-
-def from_json(line: str) -> Observation:
-    """Read back a journal line written by `to_json`."""
-    data: dict[str, Any] = json.loads(line)
-
-    def decimals(mapping: dict[str, str]) -> dict[str, Decimal]:
-        return {key: amounts.from_text(value) for key, value in mapping.items()}
-
-    at = datetime.fromisoformat(data["at"])
-    if data.get("error_kind") is not None:
-        return Observation.of_failure(
-            data["account"], at, data["error_kind"], data.get("message", "")
-        )
-    total = data.get("total")
-    snapshot = Snapshot(
-        taken_at=at,
-        balances=decimals(data.get("balances", {})),
-        parts={
-            c: (amounts.from_text(a), amounts.from_text(o))
-            for c, (a, o) in data.get("parts", {}).items()
-        },
-        valuation=Valuation(
-            prices=decimals(data.get("prices", {})),
-            values=decimals(data.get("values", {})),
-            total=amounts.from_text(total) if total is not None else None,
-            unpriced=tuple(data.get("unpriced", ())),
-        ),
-    )
-    return Observation.of_snapshot(data["account"], snapshot)
-
-
 class OutageBuffer:
-    """A bounded FIFO of Observation entries, mirrored in a journal file when one is given."""
+    """A bounded FIFO of Observations for one database, mirrored in a journal file."""
 
-    def __init__(self, journal: Path | None, capacity: int) -> None:
+    def __init__(self, journal: Path | None, capacity: int, database: str = "") -> None:
         self.journal = journal
         self.capacity = capacity
+        #: The identity of the database the entries belong to (Database.identity).
+        self.database = database
+        self._file = Journal(journal) if journal is not None else None
         self._entries: deque[Observation] = deque()
+        #: Entries kept in memory only, because the journal could not be written.
+        self.unsaved = 0
         self._lock = threading.RLock()
-        if journal is not None and journal.exists():
-            self._load(journal)
+        if self._file is not None:
+            self._load(self._file)
 
-    def _load(self, journal: Path) -> None:
-        bad = 0
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                self._entries.append(from_json(line))
-            except (ValueError, KeyError, TypeError, ArithmeticError):
-                bad += 1  # a line cut short by a crash mid-append
+    def _load(self, journal: Journal) -> None:
+        entries, bad = journal.read()
+        foreign = {e.database for e in entries if e.database not in (None, self.database)}
+        if foreign:
+            raise ConfigError(
+                f"The buffer journal {str(journal.path)!r} holds polls of another database; "
+                "give this configuration its own buffer_file (or point database_url back at "
+                "that database to write them)."
+            )
+        self._entries.extend(entry.observation for entry in entries)
         if self._entries:
             log.info(
                 "Found %d buffered poll%s in %s from an earlier run; they will be written to "
                 "the database first.",
                 len(self._entries),
                 "" if len(self._entries) == 1 else "s",
-                journal,
+                journal.path,
             )
         if bad:
-            log.warning("Skipped %d unreadable line(s) of the buffer journal %s.", bad, journal)
+            log.warning(
+                "Moved %d unreadable line(s) of the buffer journal %s to %s; the rest will be "
+                "written. Look at them there; nothing of them reaches the history.",
+                bad,
+                journal.path,
+                journal.quarantine_path,
+            )
+            self._rewrite()
 
     def __len__(self) -> int:
         with self._lock:
@@ -125,24 +76,34 @@ class OutageBuffer:
         with self._lock:
             return sum(1 for entry in self._entries if entry.is_snapshot)
 
-    def add(self, entry: Observation) -> list[Observation]:
-        """Keep `entry`; returns what had to be dropped to make room (usually nothing)."""
+    def holds(self, account: str) -> bool:
+        """True while an entry of `account` waits (its later polls must wait behind it)."""
+        with self._lock:
+            return any(entry.account == account for entry in self._entries)
+
+    def oldest(self) -> Observation | None:
+        """The entry that has waited longest, or None."""
+        with self._lock:
+            return self._entries[0] if self._entries else None
+
+    def add(self, entry: Observation) -> tuple[list[Observation], bool]:
+        """Keep `entry`; returns what had to be dropped to make room (usually nothing) and
+        whether the journal holds it (False: in memory only)."""
         with self._lock:
             dropped = []
             while len(self._entries) >= self.capacity:
                 dropped.append(self._drop_one())
             self._entries.append(entry)
-            if dropped:
-                self._rewrite()
-            else:
-                self._append(entry)
-            return dropped
+            saved = self._rewrite() if dropped else self._append(entry)
+            if not saved:
+                self.unsaved += 1
+            return dropped, saved
 
     def _drop_one(self) -> Observation:
         """The least valuable entry: a repeated snapshot, else a failure, else the oldest."""
         last: dict[str, Observation] = {}
         for index, entry in enumerate(self._entries):
-            if not entry.is_snapshot:
+            if entry.snapshot is None:
                 continue
             previous = last.get(entry.account)
             if previous is not None and _same_holdings(previous, entry):
@@ -159,62 +120,67 @@ class OutageBuffer:
         with self._lock:
             return iter(list(self._entries))
 
-    def peek(self) -> Observation | None:
-        """The oldest entry, or None."""
+    def remove(self, done: list[Observation]) -> None:
+        """Forget these entries (written, refused or dropped) and bring the journal in
+        step with memory."""
+        if not done:
+            return
         with self._lock:
-            return self._entries[0] if self._entries else None
-
-    def pop(self) -> None:
-        """Forget the oldest entry (it is stored); call `persist()` after a batch."""
-        with self._lock:
-            self._entries.popleft()
+            gone = {id(entry) for entry in done}
+            self._entries = deque(e for e in self._entries if id(e) not in gone)
+            self._rewrite()
 
     def discard(self, account: str) -> int:
         """Forget every entry of one account; returns how many."""
         with self._lock:
-            kept = deque(e for e in self._entries if e.account != account)
-            removed = len(self._entries) - len(kept)
-            self._entries = kept
-            return removed
+            mine = [e for e in self._entries if e.account == account]
+            self.remove(mine)
+            return len(mine)
 
-    def persist(self) -> None:
-        """Make the journal match memory (after entries were written or discarded)."""
-        with self._lock:
-            self._rewrite()
+    def quarantine(self, entry: Observation, reason: str) -> Path | None:
+        """Keep a copy of `entry` aside with the reason; where it went (None: nowhere but
+        the log, without a journal)."""
+        if self._file is None:
+            return None
+        line = to_line(entry, self.database)
+        return self._file.quarantine_path if self._file.quarantine(line, reason) else None
 
-    def _append(self, entry: Observation) -> None:
-        if self.journal is None:
-            return
+    def _append(self, entry: Observation) -> bool:
+        if self._file is None:
+            return False
         try:
-            with open(self.journal, "a", encoding="utf-8") as handle:
-                handle.write(to_json(entry) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(self.journal, 0o600)
+            self._file.append(to_line(entry, self.database))
         except OSError as error:
             log.error(
-                "Could not write the buffer journal %s (%s); buffered polls are kept in "
-                "memory only.",
-                self.journal,
+                "Could not write the buffer journal %s (%s): %s exists in memory only and is "
+                "lost if the recorder stops before the database is back.",
+                self._file.path,
+                error.strerror,
+                entry.describe(),
+            )
+            return False
+        return True
+
+    def _rewrite(self) -> bool:
+        if self._file is None:
+            return False
+        try:
+            self._file.rewrite(to_line(entry, self.database) for entry in self._entries)
+        except OSError as error:
+            log.error(
+                "Could not rewrite the buffer journal %s (%s); what it holds may be written "
+                "twice after a restart (harmless: written polls are skipped).",
+                self._file.path,
                 error.strerror,
             )
+            return False
+        self.unsaved = 0
+        return True
 
-    def _rewrite(self) -> None:
-        if self.journal is None:
-            return
-        if not self._entries:
-            self.journal.unlink(missing_ok=True)
-            return
-        temporary = self.journal.with_name(self.journal.name + ".tmp")
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.writelines(to_json(entry) + "\n" for entry in self._entries)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o600)
-            os.replace(temporary, self.journal)  # atomic: the old journal or the new one
-        except OSError as error:
-            log.error("Could not rewrite the buffer journal %s (%s).", self.journal, error.strerror)
+    def saved(self) -> int:
+        """How many entries the journal holds (the rest are in memory only)."""
+        with self._lock:
+            return 0 if self._file is None else len(self._entries) - self.unsaved
 
 
 def _same_holdings(a: Observation, b: Observation) -> bool:

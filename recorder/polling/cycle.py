@@ -12,10 +12,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from recorder.config import AccountConfig, Settings
-from recorder.errors import AccountLockedError, AuthenticationError, PollError, RateLimitError
+from recorder.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    EmptyReplyError,
+    PollError,
+    RateLimitError,
+    WriteRejectedError,
+)
 from recorder.polling import locks
 from recorder.polling.pricing import TickerCache, valuate
-from recorder.polling.writes import Stored, WritePath
+from recorder.polling.writes import REJECTED, Stored, WritePath
 from recorder.sources.coinw.client import CoinWClient
 from recorder.sources.pacing import backoff_delays
 from recorder.values import Observation, PollOutcome, PollStatus, Snapshot, Written
@@ -79,9 +86,10 @@ class Poller:
         try:
             snapshot = self._fetch(account)
         except PollError as error:
-            self._log_failure(account, error)
+            self._log_failure(name, error)
             failure = Observation.of_failure(name, attempted_at, error.kind, str(error))
-            self._replayed(self.writes.store(failure))
+            stored = self.writes.store(failure)
+            self._replayed(stored)
             return self._notify(
                 PollOutcome(
                     name,
@@ -91,27 +99,42 @@ class Poller:
                     error_kind=error.kind,
                     scheduled_at=scheduled_at,
                     duration=time.monotonic() - began,
+                    stored=stored.written is not None,
                 )
             )
         pairs = self.tickers.pairs() if self.settings.fetch_prices else None
         snapshot = replace(snapshot, valuation=valuate(snapshot.balances, pairs))
         stored = self.writes.store(Observation.of_snapshot(name, snapshot))
         self._replayed(stored)
-        written = stored.written
-        if written is not None:
-            self._log_changes(name, written)
-        return self._notify(
-            PollOutcome(
-                name,
-                attempted_at,
-                PollStatus.BUFFERED if written is None else PollStatus.RECORDED,
-                snapshot,
-                written.snapshot_id if written else None,
-                written.changes if written else [],
-                scheduled_at=scheduled_at,
-                duration=time.monotonic() - began,
-            )
+        outcome = PollOutcome(
+            name,
+            attempted_at,
+            PollStatus.RECORDED,
+            snapshot,
+            scheduled_at=scheduled_at,
+            duration=time.monotonic() - began,
         )
+        return self._notify(self._what_was_stored(outcome, stored))
+
+    def _what_was_stored(self, outcome: PollOutcome, stored: Stored) -> PollOutcome:
+        """The outcome of a poll that fetched a snapshot, by what the write path did."""
+        written, name = stored.written, outcome.account
+        if stored.rejected is not None:
+            error = WriteRejectedError(
+                f"The database refused this poll's data ({stored.rejected})."
+            )
+            return replace(
+                outcome, status=PollStatus.FAILED, error=error, error_kind=REJECTED, stored=False
+            )
+        if written is None:
+            return replace(outcome, status=PollStatus.BUFFERED, stored=False)
+        if written.failure is not None:
+            kind, message = written.failure
+            empty = EmptyReplyError(message)
+            self._log_failure(name, empty)
+            return replace(outcome, status=PollStatus.FAILED, error=empty, error_kind=kind)
+        self._log_changes(name, written)
+        return replace(outcome, snapshot_id=written.snapshot_id, changes=written.changes)
 
     def poll_all(self) -> list[PollOutcome]:
         """Poll every configured account once, one after the other."""
@@ -162,23 +185,19 @@ class Poller:
                     raise
                 attempt += 1
 
-    def _log_failure(self, account: AccountConfig, error: PollError) -> None:
+    def _log_failure(self, account: str, error: PollError) -> None:
         if isinstance(error, AuthenticationError):
             log.error(
                 "%s: poll failed (%s): %s This is a configuration problem; polls will keep "
                 "failing until it is fixed.",
-                account.name,
+                account,
                 error.kind,
                 error,
-                extra={"account": account.name},
+                extra={"account": account},
             )
         else:
             log.warning(
-                "%s: poll failed (%s): %s",
-                account.name,
-                error.kind,
-                error,
-                extra={"account": account.name},
+                "%s: poll failed (%s): %s", account, error.kind, error, extra={"account": account}
             )
 
     @staticmethod

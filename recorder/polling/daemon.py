@@ -29,6 +29,12 @@ from recorder.store import maintenance, retention
 
 log = logging.getLogger(__name__)
 
+#: How long a stopping daemon lets the polls in flight finish, then how long it waits for
+#: them once their requests are called off: SIGTERM ends the process within 10 s whatever
+#: the exchange or the database is doing.
+STOP_GRACE = 5.0
+CALLED_OFF_GRACE = 2.5
+
 #: A backward step of the wall clock smaller than this is left alone (NTP slews are far
 #: slower; a poll is at most this late).
 STEP_TOLERANCE = 0.25
@@ -59,17 +65,22 @@ class ClockWatch:
 class Daemon:
     """Runs a Poller on a schedule until stopped."""
 
-    def __init__(self, poller: Poller) -> None:
+    def __init__(self, poller: Poller, call_off: threading.Event | None = None) -> None:
         self.poller = poller
         self.stopping = poller.stopping
+        #: Set when polls in flight must end now: their requests to the exchange stop.
+        self.call_off = call_off or threading.Event()
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def settings(self) -> Settings:
         """The poller's settings."""
         return self.poller.settings
 
-    def run(self, *, handle_signals: bool = True) -> None:
-        """Poll every account now and then every interval until stopped (SIGTERM/SIGINT)."""
+    def run(self, *, handle_signals: bool = True) -> bool:
+        """Poll every account now and then every interval until stopped (SIGTERM/SIGINT);
+        False when polls were still in flight after STOP_GRACE (they are abandoned)."""
         accounts = self.settings.require_accounts()
         if handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -96,16 +107,46 @@ class Daemon:
         finally:
             systemd.notify("STOPPING=1")
             log.info("Stopping: finishing the polls in flight.")
-            scheduler.shutdown(wait=True)
-            buffer = self.poller.writes.buffer
-            if len(buffer):
-                log.warning(
-                    "%d poll(s) are still waiting for the database in %s; the next run writes "
-                    "them.",
-                    len(buffer),
-                    buffer.journal or "memory (lost now)",
-                )
+            scheduler.shutdown(wait=False)
+            finished = self._wait_for_polls()
+            self._report_buffer()
             log.info("Stopped.")
+        return finished
+
+    def _wait_for_polls(self) -> bool:
+        """Let the polls in flight finish; call off their requests if they take too long;
+        False if some are still stuck after that (on the database)."""
+        with self._idle:
+            if self._idle.wait_for(lambda: self._in_flight == 0, timeout=STOP_GRACE):
+                return True
+            log.warning(
+                "%d poll(s) still in flight after %g s; their requests are called off.",
+                self._in_flight,
+                STOP_GRACE,
+            )
+            self.call_off.set()
+            if self._idle.wait_for(lambda: self._in_flight == 0, timeout=CALLED_OFF_GRACE):
+                return True
+            log.error(
+                "%d poll(s) did not end after being called off (they wait for the database); "
+                "they are abandoned.",
+                self._in_flight,
+            )
+            return False
+
+    def _report_buffer(self) -> None:
+        buffer = self.poller.writes.buffer
+        if not len(buffer):
+            return
+        saved = buffer.saved()
+        log.warning(
+            "%d poll(s) are still waiting for the database: %d in the journal %s, which the "
+            "next run writes first, and %d in memory only, which are lost now.",
+            len(buffer),
+            saved,
+            buffer.journal,
+            len(buffer) - saved,
+        )
 
     def _scheduler(self, accounts: tuple[AccountConfig, ...]) -> BackgroundScheduler:
         interval = self.settings.interval_seconds
@@ -203,7 +244,14 @@ class Daemon:
         interval = self.settings.interval_seconds
         now = time.monotonic()
         due = first + max(math.floor((now - first) / interval), 0) * interval
-        self.poller.poll(account, scheduled_at=utc_now() - timedelta(seconds=now - due))
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self.poller.poll(account, scheduled_at=utc_now() - timedelta(seconds=now - due))
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("Received %s.", signal.Signals(signum).name)

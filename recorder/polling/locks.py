@@ -8,6 +8,7 @@ the database server frees them when the process dies, so another process can tak
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import threading
@@ -60,13 +61,16 @@ class FileLocks(AccountLocks):
         with self._lock:
             if account in self._held:
                 return Claim.HELD
-            if self._file is None:
-                self._file = open(self.path, "ab")  # noqa: SIM115 - held until close()
-                os.chmod(self.path, 0o600)
             try:
+                if self._file is None:
+                    self._file = open(self.path, "ab")  # noqa: SIM115 - held until close()
+                    os.chmod(self.path, 0o600)
                 fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, lock_key(account))
-            except OSError:
-                return Claim.BUSY
+            except OSError as error:
+                # Held by another process, or no lock file at all (a read-only or full
+                # disk): the database beside it will say more when it is written.
+                busy = error.errno in (errno.EACCES, errno.EAGAIN)
+                return Claim.BUSY if busy else Claim.UNKNOWN
             self._held.add(account)
             return Claim.HELD
 

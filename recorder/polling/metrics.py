@@ -1,13 +1,15 @@
 """Prometheus metrics, served by prometheus-client: a listener on the recorder's polls.
 
     recorder_up{account}                           1 if the last poll succeeded
+    recorder_recording{account}                    1 if its last poll reached the database
     recorder_last_success_timestamp_seconds{account}
     recorder_poll_duration_seconds                 histogram of whole polls
     recorder_poll_lateness_seconds                 histogram: how late polls start
     recorder_poll_errors_total{account,kind}
     recorder_balance{account,currency}             what the account holds now
     recorder_portfolio_value_usdt{account}         its value at capture-time prices
-    recorder_buffered_snapshots                    polls waiting for the database
+    recorder_buffered_polls                        polls waiting for the database
+    recorder_oldest_buffered_seconds               how long the oldest of them has waited
 
 Amounts become floats here and only here: Prometheus stores doubles. The database keeps
 the exact values.
@@ -28,7 +30,7 @@ from recorder.values import PollOutcome, PollStatus
 class Metrics:
     """The recorder's metrics in their own registry (no process-global state)."""
 
-    def __init__(self, buffered: Callable[[], int] = lambda: 0) -> None:
+    def __init__(self, waiting: Callable[[], tuple[int, float | None]] = lambda: (0, None)) -> None:
         self.registry = CollectorRegistry()
         self.up = Gauge(
             "recorder_up",
@@ -72,24 +74,39 @@ class Metrics:
             ["account"],
             registry=self.registry,
         )
-        self.buffered = Gauge(
-            "recorder_buffered_snapshots",
-            "Polls waiting in the outage buffer.",
+        self.recording = Gauge(
+            "recorder_recording",
+            "1 if the account's last poll reached the database (0: it waits in the outage "
+            "buffer, or the database refused it).",
+            ["account"],
             registry=self.registry,
         )
-        self.buffered.set_function(lambda: float(buffered()))  # float-ok: a count
+        self.buffered = Gauge(
+            "recorder_buffered_polls",
+            "Polls waiting in the outage buffer for the database.",
+            registry=self.registry,
+        )
+        self.buffered.set_function(lambda: float(waiting()[0]))  # float-ok: a count
+        self.oldest = Gauge(
+            "recorder_oldest_buffered_seconds",
+            "How long the oldest poll in the outage buffer has waited (0 when none waits).",
+            registry=self.registry,
+        )
+        self.oldest.set_function(lambda: waiting()[1] or 0.0)
         self._held: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._server: Any = None
 
     def observe(self, result: PollOutcome) -> None:
         """Update from one poll (a recorder listener)."""
-        if result.status is PollStatus.REPLAYED:
-            return  # written late from the buffer: already counted when polled
         account = result.account
+        if result.status is PollStatus.REPLAYED:
+            self.recording.labels(account).set(1)  # its backlog reaches the database again
+            return  # otherwise counted when it was polled
         if result.status is PollStatus.SKIPPED:
             self._forget(account)  # another process records it: its series are not ours
             return
+        self.recording.labels(account).set(1 if result.stored else 0)
         self.duration.observe(result.duration)
         if result.scheduled_at is not None:
             late = (result.attempted_at - result.scheduled_at).total_seconds()
@@ -118,7 +135,7 @@ class Metrics:
             held = self._held.pop(account, set())
         for currency in held:
             self.balance.remove(account, currency)
-        for gauge in (self.up, self.last_success, self.value):
+        for gauge in (self.up, self.last_success, self.value, self.recording):
             with contextlib.suppress(KeyError):
                 gauge.remove(account)
 

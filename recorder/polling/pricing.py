@@ -52,17 +52,24 @@ def usdt_price(currency: str, pairs: Mapping[str, Decimal]) -> Decimal | None:
         return direct
     in_btc, btc = pairs.get(f"{currency}_BTC"), pairs.get(f"BTC_{QUOTE}")
     if in_btc is not None and btc is not None:
-        price = amounts.multiply(in_btc, btc)
-        return price if amounts.fits_storage(price) else amounts.round_to_storage(price)
+        price = _storable(amounts.multiply(in_btc, btc))
+        # A cross price that rounds to 0 at 30 places is not "worth nothing": it is unknown.
+        return price if price is not None and not price.is_zero() else None
     return None
 
 
+def _storable(value: Decimal) -> Decimal | None:
+    """`value` exact when it can be stored, else rounded to the storable 30 places; None
+    when even that has too many integer digits."""
+    if not amounts.fits_storage(value):
+        value = amounts.round_to_storage(value)
+    return value if amounts.fits_storage(value) else None
+
+
 def value_of(amount: Decimal, price: Decimal) -> Decimal | None:
-    """amount x price, exact when it can be stored; rounded to the storable 30 places."""
-    product = amounts.multiply(amount, price)
-    if not amounts.fits_storage(product):
-        product = amounts.round_to_storage(product)
-    return product if amounts.fits_storage(product) else None
+    """amount x price, exact when it can be stored; rounded to the storable 30 places;
+    None when it is too large to store."""
+    return _storable(amounts.multiply(amount, price))
 
 
 def valuate(balances: Mapping[str, Decimal], pairs: Mapping[str, Decimal] | None) -> Valuation:
@@ -75,15 +82,33 @@ def valuate(balances: Mapping[str, Decimal], pairs: Mapping[str, Decimal] | None
     for currency, amount in sorted(balances.items()):
         price = usdt_price(currency, pairs)
         value = value_of(amount, price) if price is not None else None
+        if price is not None and value is None:
+            log.warning(
+                "%s is worth more than the database can store (%s x %s); it is stored unpriced.",
+                currency,
+                amount,
+                price,
+            )
         if price is None or value is None:
             unpriced.append(currency)
             continue
         prices[currency], values[currency] = price, value
+    total = _total(values)
+    while total is None:  # the values fit, their sum does not: leave out the largest
+        largest = max(values, key=lambda c: values[c])
+        log.warning("The total value does not fit the database; %s is stored unpriced.", largest)
+        del prices[largest], values[largest]
+        unpriced.append(largest)
+        total = _total(values)
+    has_total = bool(values) or not balances
+    return Valuation(prices, values, total if has_total else None, tuple(sorted(unpriced)))
+
+
+def _total(values: Mapping[str, Decimal]) -> Decimal | None:
     total = Decimal(0)
     for value in values.values():
         total = amounts.add(total, value)
-    has_total = bool(values) or not balances
-    return Valuation(prices, values, total if has_total else None, tuple(unpriced))
+    return total if amounts.fits_storage(total) else None
 
 
 class TickerCache:

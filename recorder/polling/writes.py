@@ -1,9 +1,21 @@
-"""The write and outage policy: every poll's observation reaches the database, in order.
+"""The write and outage policy: every poll's observation reaches the database, in order,
+and nothing one account sends can stop the others.
 
-`WritePath.store` writes one observation after anything buffered. When the database is
-away (DatabaseUnavailableError), the observation waits in the outage buffer (memory and
-journal) and is written, in order and with its original time, once the database answers
-again; the database is knocked on at most once per interval meanwhile.
+`WritePath.store` writes one observation after whatever of its account is buffered. What
+the database answers decides what happens next:
+
+- it is away (DatabaseUnavailableError: unreachable, lost, read-only, full, locked): the
+  observation waits in the outage buffer (memory and journal) and is written, in order and
+  with its original time, once the database answers again; the database is knocked on at
+  most once per interval meanwhile;
+- it refuses the data (WriteRejectedError: a value too long, out of range, a duplicate):
+  trying again cannot help, so the poll becomes one poll_errors row of kind
+  `rejected_by_database` with the database's reason, and recording goes on. A buffered
+  entry refused on its way in goes the same way, and a copy goes to the quarantine file
+  beside the journal.
+
+Order matters within an account (each snapshot is diffed against the one before), not
+across accounts: an account whose entries cannot be written yet never holds up another.
 """
 
 from __future__ import annotations
@@ -12,9 +24,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from recorder import text
-from recorder.errors import SchemaError, StoreError
+from recorder.errors import SchemaError, StoreError, WriteRejectedError
 from recorder.polling.buffer import OutageBuffer
 from recorder.polling.locks import Claim, Claims
 from recorder.store import migrate, writes
@@ -25,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Longest pause between two knocks on a database that is away.
 MAX_RETRY_SECONDS = 30.0
+#: poll_errors.kind of a poll whose data the database refused.
+REJECTED = "rejected_by_database"
 
 
 @dataclass
@@ -35,10 +50,15 @@ class Stored:
     written: Written | None
     #: Buffered observations written before it, with what each wrote.
     replayed: list[tuple[Observation, Written]] = field(default_factory=list)
+    #: Set when the database refused the observation: its reason (a poll_errors row of
+    #: kind `rejected_by_database` stands in for it).
+    rejected: str | None = None
+    #: Whether a buffered observation is in the journal (False: in memory only).
+    journaled: bool = True
 
 
 class WritePath:
-    """Writes observations one at a time and in order: the buffer first, then new polls."""
+    """Writes observations one at a time: the buffer first, then new polls."""
 
     def __init__(
         self,
@@ -77,19 +97,27 @@ class WritePath:
             self._failed(error, logged=True)
 
     def store(self, observation: Observation) -> Stored:
-        """Write `observation` after anything buffered, or keep it in the buffer."""
+        """Write `observation` after what its account has buffered, or keep it."""
         with self._gate:
             replayed: list[tuple[Observation, Written]] = []
-            if self._drain(replayed):
+            if self._drain(replayed) and not self.buffer.holds(observation.account):
                 try:
                     written = self._write(observation, replay=False)
+                except WriteRejectedError as error:
+                    self._answered()
+                    return Stored(self._rejected(observation, error), replayed, error.reason)
                 except StoreError as error:
                     self._failed(error)
                 else:
                     self._answered()
                     return Stored(written, replayed)
-            self._keep(observation)
-            return Stored(None, replayed)
+            return Stored(None, replayed, journaled=self._keep(observation))
+
+    def waiting(self) -> tuple[int, float | None]:
+        """How many polls wait for the database, and how many seconds the oldest has."""
+        oldest = self.buffer.oldest()
+        age = None if oldest is None else (datetime.now(UTC) - oldest.at).total_seconds()
+        return len(self.buffer), age
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:
@@ -100,53 +128,68 @@ class WritePath:
         self._ensure_schema()
         return writes.record(self.db, observation, recorded_by=self.recorded_by, replay=replay)
 
+    def _rejected(self, observation: Observation, error: WriteRejectedError) -> Written:
+        """The database refused the data itself: store one poll_errors row in its place."""
+        log.error(
+            "%s: the database refused %s (%s); it is recorded as a failed poll of kind %s, "
+            "and recording goes on.",
+            observation.account,
+            observation.describe(),
+            error.reason,
+            REJECTED,
+            extra={"account": observation.account},
+        )
+        message = f"The database refused this poll's data: {error.reason}"
+        stand_in = Observation.of_failure(observation.account, observation.at, REJECTED, message)
+        try:
+            return self._write(stand_in, replay=True)
+        except WriteRejectedError as again:  # even the error row: nothing more can be stored
+            log.error("%s: the database refused that record too (%s).", stand_in.account, again)
+            return Written(None)
+
     def _drain(self, replayed: list[tuple[Observation, Written]]) -> bool:
-        """Write every buffered entry, oldest first, adding each written snapshot to
-        `replayed`; True when the buffer is empty."""
+        """Write buffered entries in order, account by account, adding each written
+        snapshot to `replayed`; False while the database is away."""
         if not len(self.buffer):
             return True
         if time.monotonic() < self._retry_at:
             return False
-        written = dropped = 0
+        done: list[Observation] = []
+        held: set[str] = set()  # accounts whose next entry cannot be written yet
         try:
-            while (entry := self.buffer.peek()) is not None:
+            for entry in self.buffer:
+                if entry.account in held:
+                    continue
                 claim = self.claims.claim(entry.account)
                 if claim is Claim.BUSY:
-                    dropped = self.buffer.discard(entry.account)
-                    log.warning(
-                        "%s: another recorder process took this account while the database "
-                        "was away; the %d poll(s) buffered here are dropped so its history "
-                        "stays consistent.",
-                        entry.account,
-                        dropped,
-                        extra={"account": entry.account},
-                    )
+                    self._taken_over(entry.account)
+                    held.add(entry.account)
                     continue
                 if claim is Claim.UNKNOWN:
-                    return False
+                    held.add(entry.account)
+                    continue
                 try:
                     if self._recorded_over(entry):
-                        self.buffer.pop()
-                        dropped += 1
+                        self.buffer.remove([entry])
                         continue
-                    stored = self._write(entry, replay=True)
+                    written = self._write(entry, replay=True)
+                except WriteRejectedError as error:
+                    written = self._quarantined(entry, error)
                 except StoreError as error:
                     self._failed(error)
                     return False
-                self.buffer.pop()
-                written += 1
+                done.append(entry)
                 if entry.is_snapshot:
-                    replayed.append((entry, stored))
+                    replayed.append((entry, written))
             self._answered()
             return True
         finally:
-            if written or dropped:
-                self.buffer.persist()
-            if written:
+            self.buffer.remove(done)
+            if done:
                 log.info(
                     "Wrote %d buffered poll%s to the database; %d still buffered.",
-                    written,
-                    "" if written == 1 else "s",
+                    len(done),
+                    "" if len(done) == 1 else "s",
                     len(self.buffer),
                 )
 
@@ -173,27 +216,53 @@ class WritePath:
         )
         return True
 
-    def _keep(self, observation: Observation) -> None:
-        for dropped in self.buffer.add(observation):
+    def _quarantined(self, entry: Observation, error: WriteRejectedError) -> Written:
+        where = self.buffer.quarantine(entry, f"refused by the database: {error.reason}")
+        if where is not None:
+            log.error(
+                "%s: %s was refused by the database; a copy is kept in %s for you to look at "
+                "(the entries behind it go on).",
+                entry.account,
+                entry.describe(),
+                where,
+                extra={"account": entry.account},
+            )
+        return self._rejected(entry, error)
+
+    def _taken_over(self, account: str) -> None:
+        dropped = self.buffer.discard(account)
+        log.warning(
+            "%s: another recorder process took this account while the database was away; "
+            "the %d poll(s) buffered here are dropped so its history stays consistent.",
+            account,
+            dropped,
+            extra={"account": account},
+        )
+
+    def _keep(self, observation: Observation) -> bool:
+        dropped, journaled = self.buffer.add(observation)
+        for entry in dropped:
             log.error(
                 "The local buffer is full (%d polls): dropped %s%s.",
                 self.buffer.capacity,
-                dropped.describe(),
+                entry.describe(),
                 ""
-                if not dropped.is_snapshot
+                if not entry.is_snapshot
                 else "; the history has a gap there unless it repeated the snapshot before it",
             )
+        where = f"journal {self.buffer.journal}" if journaled else "memory only"
         log.warning(
-            "%s: the database is unavailable; kept %s in the local buffer (%d buffered, "
-            "%d of them snapshots; at most %d%s).",
+            "%s: %s waits in the local buffer (%s; %d buffered, %d of them snapshots; at "
+            "most %d) until the database takes it.",
             observation.account,
             observation.describe(),
+            where,
             len(self.buffer),
             self.buffer.snapshots(),
             self.buffer.capacity,
-            f"; journal {self.buffer.journal}" if self.buffer.journal else "",
             extra={"account": observation.account},
         )
+        return journaled
 
     def _failed(self, error: StoreError, *, logged: bool = False) -> None:
         if not logged:

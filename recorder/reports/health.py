@@ -46,11 +46,16 @@ class StatusReport:
     checked_at: datetime
     interval_seconds: float
     accounts: list[AccountStatus]
+    #: Polls that wait in the outage journal for the database, and the oldest one's time.
+    waiting: int = 0
+    oldest_waiting: datetime | None = None
 
     @property
     def healthy(self) -> bool:
-        """False when an account is stale, or there is no account to check."""
-        return bool(self.accounts) and not any(a.stale for a in self.accounts)
+        """False when an account is stale, polls wait for the database, or there is no
+        account to check."""
+        fresh = bool(self.accounts) and not any(a.stale for a in self.accounts)
+        return fresh and not self.waiting
 
 
 def account_statuses(
@@ -73,9 +78,13 @@ def account_statuses(
 
 
 def status_report(
-    db: Database, accounts: Mapping[str, int], interval: float, now: datetime
+    db: Database,
+    accounts: Mapping[str, int],
+    interval: float,
+    now: datetime,
+    waiting: tuple[int, datetime | None] = (0, None),
 ) -> StatusReport:
-    """Everything `recorder status` shows."""
+    """Everything `recorder status` shows; `waiting`: what the outage journal holds."""
     return StatusReport(
         database=db.display_url,
         size_bytes=status.database_size(db),
@@ -83,6 +92,8 @@ def status_report(
         checked_at=now,
         interval_seconds=interval,
         accounts=account_statuses(db, accounts, interval, now),
+        waiting=waiting[0],
+        oldest_waiting=waiting[1],
     )
 
 
@@ -101,6 +112,8 @@ def status_json(report: StatusReport) -> str:
             "schema_revision": report.schema_revision,
             "checked_at": report.checked_at.isoformat(),
             "interval_seconds": report.interval_seconds,
+            "waiting_polls": report.waiting,
+            "oldest_waiting": report.oldest_waiting.isoformat() if report.oldest_waiting else None,
             "accounts": [
                 {
                     "account": s.account,
@@ -123,6 +136,13 @@ def status_lines(report: StatusReport) -> Iterator[str]:
     size = report.size_bytes
     megabytes = f"{size / 1e6:,.1f} MB" if size is not None else "unknown size"
     yield f"Database {report.database}: {megabytes}, schema {report.schema_revision}"
+    if report.waiting:
+        since = report.oldest_waiting
+        age = f", the oldest for {human(report.checked_at - since)}" if since else ""
+        yield (
+            f"NOT RECORDING: {report.waiting} poll(s) wait in the outage journal for the "
+            f"database{age}; the recorder's log says why."
+        )
     for s in report.accounts:
         when = (
             f"last success {s.last_success.isoformat(timespec='seconds')} ({human(s.age)} ago)"

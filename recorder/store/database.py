@@ -26,6 +26,7 @@ cannot hold) becomes WriteRejectedError. Callers decide what each means for them
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -54,6 +55,9 @@ class Database:
         self.url = dialects.parse_url(url)
         self.dialect = dialects.for_url(self.url)
         self.display_url = self.url.render_as_string(hide_password=True)
+        #: Names this database in files that belong to it (the outage journal): 16 hex
+        #: digits from its URL without the password.
+        self.identity = hashlib.sha256(self.display_url.encode()).hexdigest()[:16]
         #: The SQLite file, or None for a server (or an in-memory database).
         self.path = self.dialect.database_file(self.url)
         if self.path is not None and not self.path.parent.is_dir():

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 #: poll_errors.kind and .message are bounded: text from outside never grows a row.
 KIND_LIMIT = 32
 MESSAGE_LIMIT = 1000
+#: poll_errors.kind of a reply that said nothing is held, not believed until confirmed.
+EMPTY_REPLY = "empty_reply"
 
 _SNAPSHOT_COLUMNS = ("account_id", "taken_at", "total_value_usdt", "unpriced_count", "recorded_by")
 _BALANCE_COLUMNS = (
@@ -70,7 +72,13 @@ def account_id(db: Database, name: str) -> int:
 
 def record(db: Database, observation: Observation, *, recorded_by: str, replay: bool) -> Written:
     """Store one poll's observation in one transaction. With `replay` (a late write from
-    the outage buffer) what is already stored is not stored again."""
+    the outage buffer) what is already stored is not stored again.
+
+    An ambiguous empty reply (no body, no `data`) of an account that held something is not
+    believed at once: it becomes a poll_errors row of kind `empty_reply`, and only the
+    next poll confirms it, when the account's latest attempt since its last snapshot is
+    that row. The sell-everything is then recorded at the time of the first such reply.
+    """
     account = account_id(db, observation.account)
     with db.transaction() as connection:
         snapshot = observation.snapshot
@@ -79,10 +87,25 @@ def record(db: Database, observation: Observation, *, recorded_by: str, replay: 
             if not (replay and _has_poll_error(db, connection, account, observation.at, kind)):
                 add_poll_error(db, connection, account, observation.at, kind, observation.message)
             return Written(None)
-        if replay and _has_snapshot(db, connection, account, snapshot.taken_at):
+        if replay and (
+            _has_snapshot(db, connection, account, snapshot.taken_at)
+            or _has_poll_error(db, connection, account, snapshot.taken_at, EMPTY_REPLY)
+        ):
             return Written(None)  # written before a crash, journal not yet trimmed
         snapshot = after_newest(db, connection, account, observation.account, snapshot)
         previous = previous_balances(db, connection, account, before=snapshot.taken_at)
+        if snapshot.ambiguous and previous:
+            first = _unconfirmed_empty_reply(db, connection, account, snapshot.taken_at)
+            if first is None:
+                message = (
+                    f"CoinW's reply carried no balances (no body, or no 'data') while the "
+                    f"account held {len(previous)} currencies; it is believed only when the "
+                    "next poll confirms it."
+                )
+                add_poll_error(db, connection, account, snapshot.taken_at, EMPTY_REPLY, message)
+                return Written(None, failure=(EMPTY_REPLY, message))
+            snapshot = replace(snapshot, taken_at=first)
+            previous = previous_balances(db, connection, account, before=first)
         changes = diff(previous, snapshot.balances)
         snapshot_id = add_snapshot(db, connection, account, snapshot, changes, recorded_by)
     return Written(snapshot_id, changes)
@@ -130,6 +153,26 @@ def recorded_since(
         (account, stored, recorded_by, account, stored),
     )
     return (db.dialect.time_from_storage(rows[0][0]), rows[0][1]) if rows else None
+
+
+def _unconfirmed_empty_reply(
+    db: Database, connection: Connection, account: int, before: datetime
+) -> datetime | None:
+    """When the account's latest attempt before `before`, since its last snapshot, is an
+    unconfirmed empty reply: that reply's time."""
+    newest = db.run(
+        connection, "SELECT max(taken_at) FROM snapshots WHERE account_id = ?", (account,)
+    ).scalar()
+    sql = "SELECT kind, attempted_at FROM poll_errors WHERE account_id = ? AND attempted_at < ?"
+    params: list[object] = [account, db.dialect.storage_time(before)]
+    if newest is not None:
+        sql += " AND attempted_at > ?"
+        params.append(newest)
+    row = db.run(connection, sql + " ORDER BY attempted_at DESC, id DESC LIMIT 1", params).first()
+    if row is None:
+        return None
+    kind, attempted_at = tuple(row)
+    return db.dialect.time_from_storage(attempted_at) if kind == EMPTY_REPLY else None
 
 
 def add_poll_error(

@@ -17,17 +17,19 @@ from typing import Any
 
 import httpx
 
-from recorder import __version__, secret
+from recorder import __version__, secret, text
 from recorder.errors import (
     ConnectError,
     ConnectionLostError,
     HTTPStatusError,
+    NotJSONError,
     PollTimeoutError,
     RateLimitError,
     ResponseFormatError,
     ResponseTooLargeError,
     TransportError,
 )
+from recorder.sources import http
 from recorder.sources.coinw import parse
 from recorder.sources.pacing import RateLimiter
 from recorder.values import Credentials, Snapshot
@@ -79,19 +81,19 @@ class CoinWClient:
         clock: Callable[[], datetime] = utc_now,
         max_connections: int = 20,
         max_requests_per_second: float | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
         self._clock = clock
+        #: True once the recorder is stopping: a request in flight is called off.
+        self._stopping = stopping
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
-            transport=transport,
+            transport=transport or http.transport(self.base_url, max_connections),
             headers={"User-Agent": f"coinw-recorder/{__version__}"},
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
             follow_redirects=False,
         )
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
@@ -145,14 +147,28 @@ class CoinWClient:
 
     def _request(self, method: str, path: str, query: Mapping[str, str]) -> bytes:
         where = f"{self.base_url}{path}?command={query.get('command', '')}"
+        # One deadline for the whole response: connecting, the status line and headers,
+        # and the body (sources/http.py).
         deadline = time.monotonic() + self.timeout
         try:
-            with self._http.stream(method, path, params=dict(query)) as response:
+            with (
+                http.within(deadline, self._stopping),
+                self._http.stream(method, path, params=dict(query)) as response,
+            ):
                 body = self._read_bounded(response, deadline, where)
         except httpx.TimeoutException:
+            if self._stopping():
+                raise PollTimeoutError(
+                    f"The request to {where} was called off: the recorder is stopping."
+                ) from None
             raise PollTimeoutError(
                 f"CoinW did not answer within {self.timeout:g} s ({where}); "
                 "it will be tried again at the next interval."
+            ) from None
+        except httpx.DecodingError as exc:
+            raise NotJSONError(
+                f"CoinW sent a body that does not decode as its Content-Encoding says "
+                f"({where}: {_reason(exc)})."
             ) from None
         except httpx.ConnectError as exc:
             raise ConnectError(
@@ -212,8 +228,7 @@ class CoinWClient:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__
+    return text.one_line(exc, 200) or type(exc).__name__
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -228,12 +243,11 @@ def _retry_after(value: str | None) -> float | None:
 
 def _page_summary(body: bytes, limit: int = 120) -> str:
     """A short, single-line hint of what an error page said (its title, or its start)."""
-    text = body[:4096].decode("utf-8", "replace")
-    lower = text.lower()
+    page = body[:4096].decode("utf-8", "replace")
+    lower = page.lower()
     start = lower.find("<title>")
     if start != -1:
         end = lower.find("</title>", start)
         if end != -1:
-            text = text[start + 7 : end]
-    text = " ".join(text.split())
-    return text[:limit]
+            page = page[start + 7 : end]
+    return text.one_line(page, limit)

@@ -2,7 +2,11 @@
 
 Everything the exchange sends is checked before anything is stored: the envelope, every
 currency name and every amount. One bad amount rejects the whole poll, because a snapshot
-missing one currency would record a false "gone" change.
+missing one currency would record a false "gone" change. Only a success envelope says
+success: `code` 200 (as text or as a number equal to 200), and `success` / `failed`, where
+present, the JSON booleans true / false. A reply that carries no envelope at all (an empty
+body, HTTP 204) or an envelope without `data` is *ambiguous*: the snapshot is marked so,
+and the write path believes "holds nothing" only when the next poll confirms it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from recorder import amounts
+from recorder import amounts, text
 from recorder.errors import (
     APIError,
     AuthenticationError,
@@ -38,6 +42,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+class OutOfRange(str):
+    """A JSON number too large (or too precise) for Decimal itself: 1e9999999999999999999.
+    Kept as its text, so the amount or code holding it is refused with a typed error."""
+
+
+def _number(text: str) -> Decimal | OutOfRange:
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return OutOfRange(text)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -50,11 +66,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def decode_json(body: bytes) -> Any:
     """The body as JSON, numbers kept as Decimal; NotJSONError when it is not JSON."""
     try:
-        text = body.decode("utf-8")
         return json.loads(
-            text,
-            parse_float=Decimal,
-            parse_int=Decimal,
+            body.decode("utf-8"),
+            parse_float=_number,
+            parse_int=_number,
             parse_constant=_reject_constant,
             object_pairs_hook=_no_duplicates,
         )
@@ -63,26 +78,43 @@ def decode_json(body: bytes) -> Any:
     except RecursionError:
         raise NotJSONError("CoinW sent JSON nested too deeply to read.") from None
     except ValueError as exc:
-        snippet = _snippet(body)
         raise NotJSONError(
-            f"CoinW sent a response that is not valid JSON ({exc}): {snippet}"
+            f"CoinW sent a response that is not valid JSON ({text.one_line(exc, 120)}): "
+            f"{_snippet(body)}"
         ) from None
 
 
 def _snippet(body: bytes, limit: int = 80) -> str:
-    text = body[:limit].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return repr(text + ("..." if len(body) > limit else ""))
+    shown = body[:limit].decode("utf-8", "replace")
+    return repr(text.one_line(shown, limit) + ("..." if len(body) > limit else ""))
 
 
 def _code_text(code: Any) -> str | None:
-    if isinstance(code, bool) or code is None:
+    """The envelope's code as text ("200"), whether sent as text or as a number
+    (200, 200.0 and 2E2 are all 200); None when it is neither."""
+    if isinstance(code, bool) or code is None or isinstance(code, OutOfRange):
         return None
     if isinstance(code, Decimal):
-        return str(code) if code == code.to_integral_value() else None
+        if not code.is_finite() or code.adjusted() > 18 or code != code.to_integral_value():
+            return None
+        return str(int(code))
     if isinstance(code, str):
         return code.strip()
     return None
+
+
+def _flag(document: dict[str, Any], name: str) -> bool | None:
+    """`success` / `failed`: a JSON boolean or absent; anything else is a malformed
+    envelope, never a success ("false" as a string is not false)."""
+    if name not in document:
+        return None
+    value = document[name]
+    if not isinstance(value, bool):
+        raise ResponseFormatError(
+            f"CoinW sent '{name}' as {_describe(value)} instead of true or false; the reply "
+            "is not taken as a success."
+        )
+    return value
 
 
 def check_envelope(document: Any) -> Any:
@@ -97,13 +129,14 @@ def check_envelope(document: Any) -> Any:
     code = _code_text(document["code"])
     if code is None:
         raise ResponseFormatError(
-            "CoinW sent a response whose 'code' is neither text nor a number."
+            "CoinW sent a response whose 'code' is neither text nor a whole number."
         )
     message = document.get("msg") or document.get("message") or ""
     message = message if isinstance(message, str) else json.dumps(message, default=str)
-    message = message[:200]
+    message = text.one_line(message, 200)
     if code != "200":
-        described = f"CoinW answered with error code {code}" + (f" ({message})" if message else "")
+        shown = text.one_line(code, 40)
+        described = f"CoinW answered with error code {shown}" + (f" ({message})" if message else "")
         if code in RATE_LIMIT_CODES:
             raise RateLimitError(described + ": too many requests; the recorder will slow down.")
         if code in AUTH_CODES:
@@ -112,13 +145,18 @@ def check_envelope(document: Any) -> Any:
                 code,
             )
         raise APIError(described + ".", code)
-    if document.get("success") is False or document.get("failed") is True:
+    success, failed = _flag(document, "success"), _flag(document, "failed")
+    if success is False or failed is True:
         raise ResponseFormatError(
             "CoinW answered with code 200 but marked the request as failed"
             + (f" ({message})" if message else "")
             + "."
         )
-    return document.get("data")
+    return document.get("data", MISSING)
+
+
+#: `check_envelope`'s answer for a success envelope without a `data` key.
+MISSING: Any = object()
 
 
 def _json_type(python_name: str) -> str:
@@ -129,6 +167,10 @@ def _json_type(python_name: str) -> str:
 
 def parse_amount(currency: str, raw: Any) -> Decimal:
     """One amount as an exact, canonical Decimal; InvalidAmountError for anything else."""
+    if isinstance(raw, OutOfRange):
+        raise InvalidAmountError(
+            f"CoinW sent an amount for {currency} too large to read ({_describe(raw)})."
+        )
     if isinstance(raw, bool) or not isinstance(raw, str | Decimal):
         raise InvalidAmountError(
             f"CoinW sent an amount for {currency} that is not a number ({_describe(raw)})."
@@ -141,8 +183,10 @@ def parse_amount(currency: str, raw: Any) -> Decimal:
             )
         try:
             value = Decimal(raw)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only valid text
-            raise InvalidAmountError(f"CoinW sent an unreadable amount for {currency}.") from None
+        except InvalidOperation:  # an exponent beyond what Decimal holds: 1e99999999999999999
+            raise InvalidAmountError(
+                f"CoinW sent an amount for {currency} too large to read ({_describe(raw)})."
+            ) from None
     else:
         value = raw
     if not value.is_finite() or (value.is_signed() and not value.is_zero()):
@@ -161,7 +205,7 @@ def parse_amount(currency: str, raw: Any) -> Decimal:
 
 def _describe(raw: Any) -> str:
     if isinstance(raw, str):
-        return repr(raw[:40] + ("..." if len(raw) > 40 else "")) if raw else "an empty string"
+        return repr(text.safe(raw, 40)) if raw else "an empty string"
     if isinstance(raw, bool):
         return "a boolean"
     if raw is None:
@@ -170,11 +214,11 @@ def _describe(raw: Any) -> str:
         return "an object"
     if isinstance(raw, list):
         return "an array"
-    text = str(raw)
-    return text[:40] + ("..." if len(text) > 40 else "")
+    return text.safe(raw, 40)
 
 
-def _check_currency(name: str) -> str:
+def check_currency(name: str) -> str:
+    """A currency name as CoinW writes it: 1-32 letters, digits, '.', '_' or '-'."""
     if not _CURRENCY.fullmatch(name):
         raise ResponseFormatError(
             f"CoinW sent a currency name we do not accept ({_describe(name)}): "
@@ -184,9 +228,9 @@ def _check_currency(name: str) -> str:
 
 
 def _holdings(data: Any) -> Mapping[str, Any]:
-    # "If a user holds no assets, an empty response will be returned": the exact form is not
-    # documented, so every empty value means "holds nothing".
-    if data is None or data in ([], {}, ""):
+    # "If a user holds no assets, an empty response will be returned": in a success
+    # envelope, every empty `data` means "holds nothing".
+    if data is None or (isinstance(data, list | dict | str) and not data):
         return {}
     if not isinstance(data, dict):
         raise ResponseFormatError(
@@ -196,14 +240,22 @@ def _holdings(data: Any) -> Mapping[str, Any]:
     return data
 
 
+def _ambiguous(taken_at: datetime) -> Snapshot:
+    """A reply that does not say what the account holds: "nothing", until confirmed."""
+    return Snapshot(taken_at=taken_at, balances={}, ambiguous=True)
+
+
 def parse_balances(body: bytes, taken_at: datetime) -> Snapshot:
-    """A returnBalances body -> Snapshot; an empty body means the account holds nothing."""
+    """A returnBalances body -> Snapshot; an empty body or an envelope without `data` is
+    an ambiguous empty snapshot."""
     if not body.strip():
-        return Snapshot(taken_at=taken_at, balances={})
+        return _ambiguous(taken_at)
     data = check_envelope(decode_json(body))
+    if data is MISSING:
+        return _ambiguous(taken_at)
     balances: dict[str, Decimal] = {}
     for currency, raw in _holdings(data).items():
-        amount = parse_amount(_check_currency(currency), raw)
+        amount = parse_amount(check_currency(currency), raw)
         if not amount.is_zero():
             balances[currency] = amount
     return Snapshot(taken_at=taken_at, balances=balances)
@@ -212,19 +264,26 @@ def parse_balances(body: bytes, taken_at: datetime) -> Snapshot:
 def parse_complete_balances(body: bytes, taken_at: datetime) -> Snapshot:
     """A returnCompleteBalances body -> Snapshot whose amount is available + onOrders."""
     if not body.strip():
-        return Snapshot(taken_at=taken_at, balances={})
+        return _ambiguous(taken_at)
     data = check_envelope(decode_json(body))
+    if data is MISSING:
+        return _ambiguous(taken_at)
     balances: dict[str, Decimal] = {}
     parts: dict[str, tuple[Decimal, Decimal]] = {}
     for currency, raw in _holdings(data).items():
-        _check_currency(currency)
+        check_currency(currency)
         if not isinstance(raw, dict):
             raise ResponseFormatError(
                 f"CoinW sent the balance of {currency} as {_json_type(type(raw).__name__)} "
                 "instead of an object with 'available' and 'onOrders'."
             )
-        available = parse_amount(currency, raw.get("available", "0"))
-        on_orders = parse_amount(currency, raw.get("onOrders", "0"))
+        if "available" not in raw or "onOrders" not in raw:
+            raise InvalidAmountError(
+                f"CoinW sent the balance of {currency} without 'available' or 'onOrders'; "
+                "a missing part is not taken as zero."
+            )
+        available = parse_amount(currency, raw["available"])
+        on_orders = parse_amount(currency, raw["onOrders"])
         total = amounts.add(available, on_orders)
         if not amounts.fits_storage(total):
             raise InvalidAmountError(f"CoinW sent a total for {currency} too large to store.")

@@ -1,0 +1,262 @@
+"""The outage buffer's journal: one JSON line per waiting poll, appended and synced.
+
+What is written here comes back in through `read`, which trusts nothing: every line is
+checked like an exchange reply (amounts, currency names, times with a zone) before it can
+reach the history, so a corrupt or tampered journal cannot put `NaN`, `-5` or a formula
+into it. A line that cannot be read goes to the quarantine file beside the journal, with
+the reason, and start-up goes on. Each line carries the identity of the database it was
+meant for: a journal of another database is refused.
+
+Appends stay line-aligned: a short write (a full disk) is cut back off, and a fragment
+left by a crash is closed with a newline before the next line, so it never swallows it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from recorder import amounts, text
+from recorder.errors import InvalidAmountError, PollError
+from recorder.sources.coinw.parse import check_currency, parse_amount
+from recorder.values import Observation, Snapshot, Valuation
+
+_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
+_KIND = re.compile(r"[a-z][a-z_]{0,31}")
+#: How long a message read back may be (the store bounds what it writes the same way).
+_MESSAGE_LIMIT = 1000
+
+
+class JournalLineError(ValueError):
+    """A journal line that cannot be trusted; the reason says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal line read back: the observation and the database it belongs to."""
+
+    observation: Observation
+    database: str | None  # None: written before lines carried it
+
+
+def _texts(mapping: Mapping[str, Decimal]) -> dict[str, str]:
+    return {key: amounts.to_text(value) for key, value in mapping.items()}
+
+
+def to_line(entry: Observation, database: str) -> str:
+    """One journal line (without the newline)."""
+    document: dict[str, Any] = {
+        "database": database,
+        "account": entry.account,
+        "at": entry.at.isoformat(),
+        "error_kind": entry.error_kind,
+        "message": entry.message,
+    }
+    snapshot = entry.snapshot
+    if snapshot is not None:
+        valuation = snapshot.valuation or Valuation()
+        document.update(
+            balances=_texts(snapshot.balances),
+            parts={
+                c: [amounts.to_text(a), amounts.to_text(o)] for c, (a, o) in snapshot.parts.items()
+            },
+            prices=_texts(valuation.prices),
+            values=_texts(valuation.values),
+            total=None if valuation.total is None else amounts.to_text(valuation.total),
+            unpriced=list(valuation.unpriced),
+            ambiguous=snapshot.ambiguous,
+        )
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _string(document: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
+    value = document.get(key)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise JournalLineError(f"'{key}' is not a valid name")
+    return value
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise JournalLineError("'at' is not a time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise JournalLineError("'at' is not a time") from None
+    if moment.tzinfo is None:
+        raise JournalLineError("'at' has no time zone")
+    return moment
+
+
+def _amounts(document: Mapping[str, Any], key: str) -> dict[str, Decimal]:
+    """currency -> amount, each checked exactly as CoinW's replies are."""
+    value = document.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(a, str) for a in value.values()):
+        raise JournalLineError(f"'{key}' is not an object of amounts written as text")
+    try:
+        return {check_currency(c): parse_amount(c, a) for c, a in value.items()}
+    except PollError as error:
+        raise JournalLineError(f"'{key}': {error}") from None
+
+
+def _snapshot(document: Mapping[str, Any], at: datetime) -> Snapshot:
+    balances = _amounts(document, "balances")
+    parts_raw = document.get("parts", {})
+    if not isinstance(parts_raw, dict) or not all(
+        isinstance(v, list) and len(v) == 2 for v in parts_raw.values()
+    ):
+        raise JournalLineError("'parts' is malformed")
+    try:
+        parts = {
+            check_currency(c): (parse_amount(c, str(a)), parse_amount(c, str(o)))
+            for c, (a, o) in parts_raw.items()
+        }
+        total_raw = document.get("total")
+        total = None if total_raw is None else parse_amount("total", str(total_raw))
+    except PollError as error:
+        raise JournalLineError(str(error)) from None
+    unpriced = document.get("unpriced", [])
+    if not isinstance(unpriced, list) or not all(isinstance(c, str) for c in unpriced):
+        raise JournalLineError("'unpriced' is malformed")
+    try:
+        names = tuple(check_currency(c) for c in unpriced)
+    except PollError as error:
+        raise JournalLineError(str(error)) from None
+    valuation = Valuation(_amounts(document, "prices"), _amounts(document, "values"), total, names)
+    return Snapshot(at, balances, parts, valuation, ambiguous=document.get("ambiguous") is True)
+
+
+def from_line(line: str) -> Entry:
+    """A journal line -> Entry; JournalLineError for anything that cannot be trusted."""
+    try:
+        document = json.loads(line, parse_constant=_no_constant)
+    except RecursionError:
+        raise JournalLineError("nested too deeply") from None
+    except ValueError as error:
+        raise JournalLineError(f"not JSON ({text.one_line(error, 80)})") from None
+    if not isinstance(document, dict):
+        raise JournalLineError("not an object")
+    try:
+        account = _string(document, "account", _ACCOUNT)
+        at = _time(document.get("at"))
+        database = document.get("database")
+        if database is not None and not isinstance(database, str):
+            raise JournalLineError("'database' is not text")
+        if document.get("error_kind") is not None:
+            kind = _string(document, "error_kind", _KIND)
+            message = document.get("message", "")
+            if not isinstance(message, str):
+                raise JournalLineError("'message' is not text")
+            failure = Observation.of_failure(account, at, kind, text.safe(message, _MESSAGE_LIMIT))
+            return Entry(failure, database)
+        return Entry(Observation.of_snapshot(account, _snapshot(document, at)), database)
+    except (InvalidAmountError, ArithmeticError):
+        raise JournalLineError("an amount is malformed") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+class Journal:
+    """The file: appends, rewrites, and the quarantine beside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.quarantine_path = path.with_name(path.name + ".quarantine")
+
+    def read(self) -> tuple[list[Entry], int]:
+        """Every readable line, in order, and how many went to the quarantine file."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return [], 0
+        entries, bad = [], 0
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(from_line(line.decode("utf-8")))
+            except (UnicodeDecodeError, JournalLineError) as error:
+                bad += 1
+                self.quarantine(line.decode("utf-8", "replace"), f"line {number}: {error}")
+        return entries, bad
+
+    def append(self, line: str) -> None:
+        """Add one line, synced to disk; OSError if it could not be (nothing half-written
+        is left behind)."""
+        data = line.encode("utf-8") + b"\n"
+        with open(self.path, "ab") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size and _last_byte(self.path, size) != b"\n":
+                data = b"\n" + data  # close a fragment left by a crash
+            try:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError:
+                handle.truncate(size)  # cut a short write back off: lines stay whole
+                raise
+        os.chmod(self.path, 0o600)
+
+    def rewrite(self, lines: Iterable[str]) -> None:
+        """Replace the whole journal atomically (the old one or the new one, never half)."""
+        lines = list(lines)
+        if not lines:
+            self.path.unlink(missing_ok=True)
+            return
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.writelines(line + "\n" for line in lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, self.path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def quarantine(self, line: str, reason: str) -> bool:
+        """Keep `line` aside with the reason, for an operator to look at; False if even
+        that cannot be written."""
+        record = json.dumps({"reason": reason, "line": line}, separators=(",", ":"))
+        try:
+            with open(self.quarantine_path, "a", encoding="utf-8") as handle:
+                handle.write(record + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(self.quarantine_path, 0o600)
+        except OSError:
+            return False
+        return True
+
+
+def waiting(path: Path | None) -> tuple[int, datetime | None]:
+    """How many polls a journal holds and when the oldest was taken, read without changing
+    it (for `recorder status`, beside a running daemon)."""
+    if path is None:
+        return 0, None
+    try:
+        lines = [line for line in path.read_bytes().split(b"\n") if line.strip()]
+    except OSError:
+        return 0, None
+    times = []
+    for line in lines:
+        try:
+            times.append(from_line(line.decode("utf-8")).observation.at)
+        except (UnicodeDecodeError, JournalLineError):
+            continue
+    return len(lines), min(times, default=None)
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1)

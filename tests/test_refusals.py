@@ -1,0 +1,224 @@
+"""A write the database refuses for what it holds never blocks anything: it becomes one
+`rejected_by_database` row, the polls behind it and the other accounts go on, and health
+says so. The refusal is real: a trigger in each backend refuses one currency."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.engine import make_url
+
+from recorder import app
+from recorder.cli import cli
+from recorder.polling.journal import Journal, to_line
+from recorder.polling.metrics import Metrics
+from recorder.sources.coinw.simulator import Fault, Simulator
+from recorder.store.database import Database
+from recorder.values import Observation, PollStatus, Snapshot
+from tests.conftest import API_KEY, SECRET, fresh_database, open_db
+from tests.helpers import account, counts, query, recorder, settings_for
+
+TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON balances WHEN NEW.currency = 'REFUSE' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.currency = 'REFUSE' "
+        "THEN RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '22023'; END IF; "
+        "RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON balances FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON balances FOR EACH ROW BEGIN IF NEW.currency = "
+        "'REFUSE' THEN SIGNAL SQLSTATE '22003' SET MESSAGE_TEXT = 'refused by a test trigger', "
+        "MYSQL_ERRNO = 1264; END IF; END"
+    ],
+}
+
+
+@pytest.fixture
+def refusing(db: Database) -> Database:
+    """A database whose balances refuse the currency REFUSE, for real."""
+    with db.engine.begin() as connection:
+        for statement in TRIGGERS[db.url.get_backend_name().replace("mariadb", "mysql")]:
+            connection.exec_driver_sql(statement)
+    return db
+
+
+def test_a_refused_poll_becomes_one_row_and_the_next_poll_is_recorded(
+    refusing: Database, simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.set_holdings(API_KEY, {"BTC": "1", "REFUSE": "2"})
+    built = recorder(settings_for(simulator.url, buffer_file=tmp_path / "j.jsonl"), refusing)
+    try:
+        first = built.poller.poll(built.settings.accounts[0])
+        simulator.set_holdings(API_KEY, {"BTC": "1"})
+        second = built.poller.poll(built.settings.accounts[0])
+    finally:
+        built.close()
+    assert first.status is PollStatus.FAILED and first.error_kind == "rejected_by_database"
+    assert not first.stored
+    ((kind, message),) = query(refusing, "SELECT kind, message FROM poll_errors")
+    assert kind == "rejected_by_database" and "refused by a test trigger" in message
+    assert second.status is PollStatus.RECORDED
+    assert counts(refusing)["snapshots"] == 1
+    assert not (tmp_path / "j.jsonl").exists()  # nothing waits behind the refusal
+
+
+def test_one_accounts_refused_data_never_delays_another(
+    refusing: Database, simulator: Simulator
+) -> None:
+    simulator.add_account("other-key", SECRET, {"ETH": "3"})
+    simulator.set_holdings(API_KEY, {"REFUSE": "1"})
+    settings = settings_for(simulator.url, accounts=(account("a"), account("b", "other-key")))
+    built = recorder(settings, refusing)
+    metrics = Metrics(waiting=built.poller.writes.waiting)
+    built.poller.listeners.append(metrics.observe)
+    try:
+        outcomes = [built.poller.poll(a) for a in settings.accounts * 2]
+    finally:
+        built.close()
+    assert [o.status for o in outcomes] == [PollStatus.FAILED, PollStatus.RECORDED] * 2
+    sample = metrics.registry.get_sample_value
+    assert sample("recorder_recording", {"account": "a"}) == 0
+    assert sample("recorder_recording", {"account": "b"}) == 1
+    assert sample("recorder_buffered_polls") == 0
+
+
+def test_a_refused_entry_of_the_journal_is_quarantined_and_the_rest_are_written(
+    refusing: Database, simulator: Simulator, tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.jsonl"
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+
+    def entry(minute: int, held: dict[str, str], name: str = "main") -> str:
+        snapshot = Snapshot(
+            t0 + timedelta(minutes=minute), {c: Decimal(a) for c, a in held.items()}
+        )
+        return to_line(Observation.of_snapshot(name, snapshot), refusing.identity)
+
+    journal.write_text(
+        "\n".join([entry(1, {"REFUSE": "1"}), entry(2, {"BTC": "2"}), entry(3, {"ETH": "1"}, "b")])
+        + "\n"
+    )
+    settings = settings_for(simulator.url, buffer_file=journal)
+    built = recorder(settings, refusing)
+    try:
+        outcome = built.poller.poll(settings.accounts[0])
+    finally:
+        built.close()
+    assert outcome.status is PollStatus.RECORDED
+    assert query(refusing, "SELECT kind FROM poll_errors") == [("rejected_by_database",)]
+    assert counts(refusing)["snapshots"] == 3  # main at minute 2, b, and the new poll
+    assert "refused by a test trigger" in Journal(journal).quarantine_path.read_text()
+    assert not journal.exists()
+
+
+def test_status_says_polls_are_not_reaching_the_database_and_exits_1(
+    env: dict[str, str], sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    db = open_db(sqlite_url)
+    path = app.journal_path(
+        settings_for("http://x", buffer_file=tmp_path / "b-{database}.jsonl"), db
+    )
+    assert path is not None
+    waiting = Observation.of_failure("default", datetime.now(UTC), "timeout", "slow")
+    Journal(path).append(to_line(waiting, db.identity))
+    db.close()
+    result = runner.invoke(
+        cli, ["status"], env={**env, "RECORDER_BUFFER_FILE": str(tmp_path / "b-{database}.jsonl")}
+    )
+    assert result.exit_code == 1
+    assert "NOT RECORDING: 1 poll(s) wait in the outage journal" in result.stdout
+
+
+@contextlib.contextmanager
+def latin1_mariadb(tmp_path: Path) -> Iterator[str]:
+    """A MariaDB database created with latin1 as its default character set."""
+    with fresh_database("mysql", tmp_path) as url:
+        name = make_url(url).database
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"ALTER DATABASE `{name}` CHARACTER SET latin1")
+        engine.dispose()
+        yield url
+
+
+def test_chinese_and_emoji_error_texts_are_stored_even_in_a_latin1_database(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    with latin1_mariadb(tmp_path) as url:
+        db = open_db(url)
+        simulator.add_fault(Fault.envelope(-200, "系统繁忙 💸 請稍後"), API_KEY)
+        built = recorder(settings_for(simulator.url), db)
+        try:
+            outcome = built.poller.poll(built.settings.accounts[0])
+        finally:
+            built.close()
+        assert outcome.error_kind == "api_error" and outcome.stored
+        ((message,),) = query(db, "SELECT message FROM poll_errors")
+        db.close()
+    assert "系统繁忙 💸 請稍後" in message
+
+
+@pytest.mark.parametrize("size", [70_000, 1_000_000])
+def test_a_huge_error_code_is_one_bounded_row_on_every_backend(
+    db: Database, simulator: Simulator, size: int
+) -> None:
+    simulator.add_fault(Fault.envelope("7" * size, "x"), API_KEY)
+    built = recorder(settings_for(simulator.url), db)
+    try:
+        outcome = built.poller.poll(built.settings.accounts[0])
+    finally:
+        built.close()
+    assert outcome.error_kind == "api_error" and outcome.stored
+    ((message,),) = query(db, "SELECT message FROM poll_errors")
+    assert len(message) < 1100 and "more)" in message
+
+
+def test_a_nul_in_an_error_text_is_stored_escaped(db: Database, simulator: Simulator) -> None:
+    simulator.add_fault(Fault.envelope(-200, "bad\u0000thing"), API_KEY)
+    built = recorder(settings_for(simulator.url), db)
+    try:
+        built.poller.poll(built.settings.accounts[0])
+    finally:
+        built.close()
+    ((message,),) = query(db, "SELECT message FROM poll_errors")
+    assert "bad\\x00thing" in message
+
+
+def test_btc_and_btc_in_lower_case_are_two_currencies_on_every_backend(
+    db: Database, simulator: Simulator
+) -> None:
+    simulator.set_holdings(API_KEY, {"BTC": "1", "btc": "2"})
+    built = recorder(settings_for(simulator.url), db)
+    try:
+        outcome = built.poller.poll(built.settings.accounts[0])
+    finally:
+        built.close()
+    assert outcome.status is PollStatus.RECORDED
+    assert sorted(query(db, "SELECT currency FROM balances")) == [("BTC",), ("btc",)]
+
+
+def test_asking_for_a_currency_shows_it_in_every_spelling_it_was_held(
+    env: dict[str, str], simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    simulator.set_holdings(API_KEY, {"BTC": "1", "btc": "2", "ETH": "3"})
+    runner = CliRunner()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["at", "--currency", "BTC", "--format", "csv"], env=env)
+    assert result.exit_code == 0, result.output
+    held = sorted(line.split(",")[2] for line in result.stdout.splitlines()[1:])
+    assert held == ["BTC", "btc"]
