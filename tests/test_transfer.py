@@ -17,7 +17,12 @@ from recorder.store.copy import copy_history
 from recorder.store.database import Database
 from recorder.values import Snapshot
 from tests.conftest import BACKENDS, fresh_database, open_db
-from tests.consistency import assert_change_log_is_the_diff
+from tests.consistency import (
+    assert_change_log_is_the_diff,
+    at_answers,
+    sampled_moments,
+    snapshots,
+)
 from tests.helpers import add_snapshot, counts
 from tests.history import record
 
@@ -242,6 +247,10 @@ def test_copying_a_source_that_is_written_meanwhile_copies_a_consistent_snapshot
     into.close()
     assert again.copied["snapshots"] == len(written) and not again.source_changed
     assert dump(target) == dump(source)
-    copied = Database(target)
+    copied, original = Database(target), Database(source)
     assert assert_change_log_is_the_diff(copied) == counts(copied)["snapshots"]
+    for account in ("main", "savings"):  # `at` answers as it did on the source
+        moments = sampled_moments([s[1] for s in snapshots(original, account)])
+        assert at_answers(copied, account, moments) == at_answers(original, account, moments)
     copied.close()
+    original.close()
