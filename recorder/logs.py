@@ -13,18 +13,33 @@ from typing import TextIO
 from recorder import text
 
 FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+#: No message is longer: journald splits lines past its LineMax (48K bytes) into several.
+MESSAGE_LIMIT = 10_000
 
 
 class SafeTextFilter(logging.Filter):
-    """Masks secrets and escapes control characters in every message (text from outside
-    is made safe where it enters; this is defence in depth, and covers libraries)."""
+    """Masks secrets, escapes control characters and bounds every message, and masks the
+    text of tracebacks (text from outside is made safe where it enters; this is defence
+    in depth, and covers libraries)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = text.escape_controls(text.redact(message))
+        cleaned = text.safe(message, MESSAGE_LIMIT)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and not getattr(record, "_safe_traceback", False):
+            record.exc_text = safe_traceback(record.exc_text)
+            record._safe_traceback = True
         return True
+
+
+def safe_traceback(trace: str) -> str:
+    """A traceback masked and escaped line by line, every line indented: an exception's
+    message with a line break cannot start a line that looks like a log line."""
+    lines = text.redact(trace).split("\n")
+    return "\n".join("    " + text.escape_controls(line) for line in lines)
 
 
 class UTCFormatter(logging.Formatter):
@@ -48,7 +63,7 @@ class JSONFormatter(UTCFormatter):
         if account is not None:
             document["account"] = account
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            document["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(document)
 
 

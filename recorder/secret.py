@@ -49,6 +49,12 @@ def register(value: str) -> None:
                 _registered[0] = tuple(sorted({*_registered[0], value}, key=len, reverse=True))
 
 
+def longest() -> int:
+    """The length of the longest registered secret (0 when there is none)."""
+    registered = _registered[0]
+    return len(registered[0]) if registered else 0
+
+
 def mask_registered(text: str) -> str:
     """`text` with every registered secret replaced by '***'."""
     for value in _registered[0]:

@@ -11,6 +11,10 @@ payload or a metrics label, it passes `safe`:
 - control characters escaped: C0 (newlines included), DEL, C1, and lone surrogates
   become visible `\\xNN` / `\\uNNNN` escapes, so one message stays one line;
 - length bounded: the first `limit` characters and "... (N more)".
+
+Redaction comes first, on the whole text (or a prefix longer than what is shown by more
+than any secret): a signature cut in half before redaction would no longer be recognised.
+docs/security.md says what is trusted and what is not.
 """
 
 from __future__ import annotations
@@ -21,13 +25,19 @@ from recorder import secret
 
 #: How much of a text from outside is kept, by default.
 LIMIT = 300
+#: A whole error message built around texts from outside (each bounded on its own).
+ERROR_LIMIT = 1000
+#: How far past its limit a text is read (masked and escaped) before the rest is only
+#: counted.
+READ_MARGIN = 4096
 MASK = "***"
 
 # `sign=...`, `api_key=...` wherever they appear (a query string, a message echoing one,
-# JSON), up to the next separator; the names in any case, URL-encoded or not.
+# JSON), up to the next separator; the names in any case, URL-encoded or not. A backslash
+# ends a value too, so text that is already escaped loses nothing more when masked again.
 _PARAMETER = re.compile(
     r"(?i)(?<![A-Za-z0-9_])((?:sign|api_?key|secret_?key)(?:%3D|=|\"?\s*:\s*\"?))"
-    r"([^&\s\"'<>,;}]+)"
+    r"([^&\s\"'<>,;}\\]+)"
 )
 # scheme://user:password@host -> scheme://***@host
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]+@")
@@ -60,9 +70,27 @@ def bounded(value: str, limit: int = LIMIT) -> str:
 
 def safe(value: object, limit: int = LIMIT) -> str:
     """Text from outside, ready for a log line, the terminal or the database."""
+    shown, unread = _masked(str(value), limit)
+    if not unread:
+        return bounded(shown, limit)
+    return f"{shown[:limit]}... ({len(shown) - limit + unread:,} more)"
+
+
+def _masked(raw: str, limit: int) -> tuple[str, int]:
+    """`raw` masked and escaped, read only as far as showing `limit` characters of it
+    needs; and how many characters were left unread."""
     # Redact before bounding: a signature cut in half would no longer be recognised.
     # Escape before bounding too, so the bound holds for what is shown.
-    return bounded(escape_controls(redact(str(value))), limit)
+    window = limit + READ_MARGIN
+    if len(raw) > window:
+        # Megabytes from outside are counted, not read: masking them against every
+        # registered secret would cost seconds. What the window's end may cut in half (a
+        # secret, a URL's password) is at most 6 characters shown for each read, so it is
+        # out of sight when that much is left past the limit; else the whole text is read.
+        shown = escape_controls(redact(raw[:window]))
+        if len(shown) - limit >= 6 * max(secret.longest(), 256):
+            return shown, len(raw) - window
+    return escape_controls(redact(raw)), 0
 
 
 def one_line(value: object, limit: int = LIMIT) -> str:

@@ -85,3 +85,21 @@ def test_dates_beyond_the_calendar_are_one_sentence(env: dict[str, str], args: l
     assert code in (0, 2), stderr
     if code == 2:
         assert "outside the times the recorder can show" in stderr
+
+
+def test_an_unexpected_error_shows_a_masked_trace_and_exits_1(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.secret import register
+
+    register("sign=0123456789ABCDEF0123456789ABCDEF")
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom at /x?api_key=k&sign=0123456789ABCDEF0123456789ABCDEF\nINFO fake")
+
+    monkeypatch.setattr("recorder.store.history.resolve_accounts", broken)
+    result = CliRunner().invoke(cli, ["at"], env=env)
+    assert result.exit_code == 1
+    assert "unexpected RuntimeError" in result.stderr and "this is a bug" in result.stderr
+    assert "0123456789ABCDEF0123456789ABCDEF" not in result.stderr
+    assert "\nINFO fake" not in result.stderr

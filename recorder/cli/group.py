@@ -8,6 +8,7 @@ input, 1 otherwise; nothing expected ever prints a traceback.
 from __future__ import annotations
 
 import logging
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,18 @@ class RecorderGroup(click.Group):
             ctx.exit(2)
         except RecorderError as error:
             click.echo(f"Error: {text.safe(error, limit=2000)}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as error:
+            # A bug. Its traceback may quote text from outside (a reply, a database's
+            # error): it is shown masked and escaped, like every log line.
+            click.echo(
+                f"Error: an unexpected {type(error).__name__} stopped the command "
+                f"({text.safe(error)}); this is a bug, please report it with this trace:",
+                err=True,
+            )
+            click.echo(logs.safe_traceback(traceback.format_exc()), err=True)
             ctx.exit(1)
 
 

@@ -74,10 +74,16 @@ def choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def url(where: str, value: Any) -> str:
-    """An http(s) URL without a query, shown back in messages."""
+    """An http(s) URL without a query or a password, shown back in messages."""
     given = text(where, value)
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", given):
         raise ConfigError(f"{where} must be an http:// or https:// URL.")
+    if "@" in given.split("/")[2]:
+        # It would travel in every error message and log line that names the host.
+        raise ConfigError(
+            f"{where} must not hold a user name or password (the part before '@'); "
+            "CoinW needs none, so remove it."
+        )
     return given.rstrip("/")
 
 

@@ -130,8 +130,8 @@ class NotifyRule:
     min_rel_change: Decimal | None = None  # 0.05 = 5 % of the old amount
 
     def __repr__(self) -> str:
-        # A webhook URL often carries a token: show only where it goes.
-        where = urlsplit(self.url).netloc if self.url else " ".join(self.command[:1])
+        # A webhook URL often carries a token or a password: show only the host.
+        where = urlsplit(self.url).hostname or "" if self.url else " ".join(self.command[:1])
         return f"NotifyRule({where!r})"
 
 

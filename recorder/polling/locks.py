@@ -102,6 +102,9 @@ class DatabaseLocks(AccountLocks):
                 self._held.clear()
             if account in self._held:
                 return Claim.HELD
+            # The lock session keys each lock by the schema (or MariaDB database) the server
+            # says it is in, so recorders of two histories on one server never collide, and
+            # two recorders of one history meet however their URLs are spelled.
             got = self._session.try_acquire(account)
             if got is None:
                 return Claim.UNKNOWN

@@ -3,7 +3,8 @@
 
 Delivery happens on a worker thread of its own, so a slow or dead receiver never delays
 or fails a poll. Each delivery is tried a few times with growing pauses, then given up
-with a log line. Webhook URLs often carry a token: logs name only the host.
+with a log line. Webhook URLs often carry a token or a password: logs name only the host.
+A command gets only what it needs (`command_environment`): never the daemon's keys.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import os
 import queue
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from recorder import __version__, amounts
+from recorder import __version__, amounts, text
 from recorder.config import NotifyRule as Rule
 from recorder.values import Change, PollOutcome
 
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 4
 FIRST_PAUSE = 1.0
+
+#: What a command inherits from the daemon's environment: enough to find programs, a home,
+#: the operator's language and zone. Nothing else: the environment holds the keys.
+INHERITED = ("PATH", "HOME", "LANG", "TZ")
+INHERITED_PREFIX = "LC_"
+#: Never passed on, whatever the name's prefix (an `LC_API_KEY` would be odd, not safe).
+_SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 
 
 def selects(rule: Rule, account: str, change: Change) -> bool:
@@ -48,16 +56,36 @@ def selects(rule: Rule, account: str, change: Change) -> bool:
 
 
 def describe(rule: Rule) -> str:
-    """Where a rule delivers, for log lines (no URL path or query: they may hold tokens)."""
+    """Where a rule delivers, for log lines (host and port only: the user, password, path
+    and query of a URL may hold tokens)."""
     if rule.url:
-        return f"webhook {urlsplit(rule.url).netloc}"
+        return f"webhook {urlsplit(rule.url).netloc.rpartition('@')[2]}"
     return f"command {rule.command[0]}"
+
+
+def command_environment(
+    document: Mapping[str, Any], parent: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The whole environment of a notify command: `RECORDER_<FIELD>` for each field of
+    the change, and from the daemon's own (`parent`) only PATH, HOME, LANG, LC_* and TZ."""
+    parent = os.environ if parent is None else parent
+    inherited = {
+        name: value
+        for name, value in parent.items()
+        if (name in INHERITED or name.startswith(INHERITED_PREFIX))
+        and not any(word in name.upper() for word in _SECRET_WORDS)
+    }
+    fields = {
+        f"RECORDER_{key.upper()}": "" if value is None else text.safe(value, text.ERROR_LIMIT)
+        for key, value in document.items()
+    }
+    return {**inherited, **fields}
 
 
 def payload(account: str, change: Change, result: PollOutcome) -> dict[str, Any]:
     """The JSON document sent for one change; amounts as exact strings."""
 
-    def text(value: Decimal | None) -> str | None:
+    def exact(value: Decimal | None) -> str | None:
         return None if value is None else amounts.to_text(value)
 
     taken_at = result.snapshot.taken_at if result.snapshot else result.attempted_at
@@ -65,12 +93,14 @@ def payload(account: str, change: Change, result: PollOutcome) -> dict[str, Any]
         "account": account,
         "currency": change.currency,
         "change": change.kind,
-        "old_amount": text(change.old_amount),
-        "new_amount": text(change.new_amount),
-        "delta": text(change.delta),
+        "old_amount": exact(change.old_amount),
+        "new_amount": exact(change.new_amount),
+        "delta": exact(change.delta),
         "taken_at": taken_at.isoformat(),
         "snapshot_id": result.snapshot_id,
-        "text": change.describe(account),
+        # Built from checked names and exact amounts; masked all the same, like all text
+        # that leaves the recorder.
+        "text": text.redact(change.describe(account)),
     }
 
 
@@ -133,13 +163,7 @@ class Notifier:
             if response.status_code >= 300:
                 raise RuntimeError(f"HTTP {response.status_code}")
         if rule.command:
-            environment = {
-                **os.environ,
-                **{
-                    f"RECORDER_{key.upper()}": "" if value is None else str(value)
-                    for key, value in document.items()
-                },
-            }
+            environment = command_environment(document)
             completed = subprocess.run(  # noqa: S603 - the operator's own command, no shell
                 list(rule.command),
                 input=body,

@@ -103,7 +103,12 @@ def status_json(report: StatusReport) -> str:
     def error(row: ErrorRow | None) -> dict[str, Any] | None:
         if row is None:
             return None
-        return {"at": row.at.isoformat(), "kind": row.kind, "message": text.safe(row.message)}
+        # Rows are shown as text from outside: another program may have written them.
+        return {
+            "at": row.at.isoformat(),
+            "kind": text.safe(row.kind),
+            "message": text.safe(row.message),
+        }
 
     return json.dumps(
         {
@@ -155,7 +160,7 @@ def status_lines(report: StatusReport) -> Iterator[str]:
             error = s.last_error
             line += (
                 f"; last error {error.at.isoformat(timespec='seconds')} "
-                f"{error.kind}: {text.safe(error.message)}"
+                f"{text.safe(error.kind)}: {text.safe(error.message)}"
             )
         yield line
 

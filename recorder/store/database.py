@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
-from recorder import text
+from recorder import secret, text
 from recorder.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -58,6 +58,9 @@ class Database:
         #: Names this database in files that belong to it (the outage journal): 16 hex
         #: digits from its URL without the password.
         self.identity = hashlib.sha256(self.display_url.encode()).hexdigest()[:16]
+        if self.url.password:
+            # A driver's error text may quote it outside a URL, where display_url cannot help.
+            secret.register(str(self.url.password))
         #: The SQLite file, or None for a server (or an in-memory database).
         self.path = self.dialect.database_file(self.url)
         if self.path is not None and not self.path.parent.is_dir():

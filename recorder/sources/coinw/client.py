@@ -7,10 +7,11 @@ server (CoinW, or the simulator on loopback).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from recorder.errors import (
     ConnectionLostError,
     HTTPStatusError,
     NotJSONError,
+    PollError,
     PollTimeoutError,
     RateLimitError,
     ResponseFormatError,
@@ -66,6 +68,22 @@ def signed_query(
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def outside_text_made_safe() -> Iterator[None]:
+    """The client's one redaction point (a decorator on every public method): every error
+    it raises leaves through here.
+
+    An error's message quotes what the exchange (or a proxy in between) sent back: a
+    message, a code, a page title, a body, possibly an echo of the request with its
+    signature. Here it is masked, escaped and bounded (`text.safe`) before any log line,
+    poll_errors row, buffer journal, terminal or listener sees it."""
+    try:
+        yield
+    except PollError as error:
+        error.args = (text.safe(error, text.ERROR_LIMIT),)
+        raise
 
 
 class CoinWClient:
@@ -123,6 +141,7 @@ class CoinWClient:
                 self._limiters[key] = RateLimiter(limit, period)
             return self._limiters[key]
 
+    @outside_text_made_safe()
     def fetch_balances(self, credentials: Credentials, *, complete: bool = False) -> Snapshot:
         """One signed returnBalances (or returnCompleteBalances) call, parsed into a Snapshot."""
         command = "returnCompleteBalances" if complete else "returnBalances"
@@ -135,6 +154,7 @@ class CoinWClient:
             return parse.parse_complete_balances(body, taken_at)
         return parse.parse_balances(body, taken_at)
 
+    @outside_text_made_safe()
     def fetch_ticker(self) -> Mapping[str, Any]:
         """returnTicker's data: pair -> ticker fields (numbers as Decimal)."""
         if self._global_limiter is not None:
@@ -228,7 +248,8 @@ class CoinWClient:
 
 
 def _reason(exc: Exception) -> str:
-    return text.one_line(exc, 200) or type(exc).__name__
+    said = str(exc).strip()
+    return said or type(exc).__name__
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -243,8 +264,8 @@ def _retry_after(value: str | None) -> float | None:
 
 def _page_summary(body: bytes, limit: int = 120) -> str:
     """A short, single-line hint of what an error page said (its title, or its start)."""
-    page = body[:4096].decode("utf-8", "replace")
-    lower = page.lower()
+    page = body.decode("utf-8", "replace")
+    lower = page[:4096].lower()
     start = lower.find("<title>")
     if start != -1:
         end = lower.find("</title>", start)

@@ -58,7 +58,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"the key {key!r} appears twice")
+            raise ValueError(f"the key {_describe(key)} appears twice")
         result[key] = value
     return result
 
@@ -85,8 +85,7 @@ def decode_json(body: bytes) -> Any:
 
 
 def _snippet(body: bytes, limit: int = 80) -> str:
-    shown = body[:limit].decode("utf-8", "replace")
-    return repr(text.one_line(shown, limit) + ("..." if len(body) > limit else ""))
+    return f"'{text.one_line(body.decode('utf-8', 'replace'), limit)}'"
 
 
 def _code_text(code: Any) -> str | None:
@@ -133,9 +132,9 @@ def check_envelope(document: Any) -> Any:
         )
     message = document.get("msg") or document.get("message") or ""
     message = message if isinstance(message, str) else json.dumps(message, default=str)
-    message = text.one_line(message, 200)
+    message = text.safe(message, 200)
     if code != "200":
-        shown = text.one_line(code, 40)
+        shown = text.safe(code, 40)  # the exchange's text too: bounded, escaped
         described = f"CoinW answered with error code {shown}" + (f" ({message})" if message else "")
         if code in RATE_LIMIT_CODES:
             raise RateLimitError(described + ": too many requests; the recorder will slow down.")
@@ -205,7 +204,7 @@ def parse_amount(currency: str, raw: Any) -> Decimal:
 
 def _describe(raw: Any) -> str:
     if isinstance(raw, str):
-        return repr(text.safe(raw, 40)) if raw else "an empty string"
+        return f"'{text.safe(raw, 40)}'" if raw else "an empty string"
     if isinstance(raw, bool):
         return "a boolean"
     if raw is None:
