@@ -1,10 +1,12 @@
-"""Regenerate docs/report.png: a demo history, its HTML report, rendered by Chromium.
+"""Regenerate docs/report.png: a synthetic history of two accounts over three months (see
+benchmarks/make_history.py), its HTML report, rendered by Chromium.
 
 python docs/make_screenshot.py      (needs the test extra and Debian's chromium)
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -17,18 +19,22 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        database = Path(folder) / "demo.db"
+        database = Path(folder) / "history.db"
         report = Path(folder) / "report.html"
-        run = [sys.executable, "-m", "recorder"]
+        url = f"sqlite:///{database}"
         subprocess.run(
-            [*run, "--log-level", "WARNING", "demo", "--polls", "14", "--database", str(database)],
+            [
+                sys.executable,
+                str(HERE.parent / "benchmarks" / "make_history.py"),
+                *("--database", url, "--accounts", "2", "--days", "90", "--currencies", "8"),
+                *("--interval", "3600", "--outages", "1", "--seed", "3"),
+            ],
             check=True,
         )
-        env_url = f"sqlite:///{database}"
         subprocess.run(
-            [*run, "export", "--format", "html", "-o", str(report)],
+            [sys.executable, "-m", "recorder", "export", "--format", "html", "-o", str(report)],
             check=True,
-            env={"RECORDER_DATABASE_URL": env_url, "PATH": ""},
+            env={**os.environ, "RECORDER_DATABASE_URL": url},
         )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(

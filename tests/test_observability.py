@@ -20,6 +20,7 @@ from recorder.cli import cli
 from recorder.reports.health import find_gaps
 from recorder.sources.coinw.simulator import Fault, Simulator
 from recorder.store.database import Database
+from recorder.store.migrate import HEAD_REVISION
 from tests.conftest import API_KEY, open_db, wait_for
 from tests.helpers import add_snapshot
 
@@ -111,7 +112,7 @@ def test_status_reports_health_and_exits_1_when_an_account_is_stale(
     assert healthy.exit_code == 0, healthy.output
     assert "default: last success" in healthy.stdout and "1 errors in 24 h" in healthy.stdout
     assert "last error" in healthy.stdout and "rate_limit" in healthy.stdout
-    assert "schema 0004" in healthy.stdout
+    assert f"schema {HEAD_REVISION}" in healthy.stdout
     document = json.loads(runner.invoke(cli, ["status", "--format", "json"], env=env).stdout)
     (account,) = document["accounts"]
     assert account["snapshots"] == 1 and account["errors_24h"] == 1 and not account["stale"]

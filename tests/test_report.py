@@ -8,6 +8,7 @@ import json
 import sys
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -122,15 +123,22 @@ def test_history_every_day_takes_the_last_snapshot_of_each_day(history_url: str)
             "main",
             "--currency",
             "BTC",
+            "--until",
+            "2026-04-02",
             "--format",
             "csv",
         ).stdout
     )
-    got = [(r["period"], r["taken_at"], r["amount"], Decimal(r["value_usdt"])) for r in rows]
+    got = [
+        (r["period"], r["taken_at"], r["amount"], Decimal(r["value_usdt"]), r["carried"])
+        for r in rows
+    ]
     assert got == [
-        ("2026-03-30T00:00:00+00:00", T1.isoformat(), "0.0012", value("BTC", "0.0012", T1)),
-        ("2026-03-31T00:00:00+00:00", T2.isoformat(), "0.0015", value("BTC", "0.0015", T2)),
-        ("2026-04-01T00:00:00+00:00", T3.isoformat(), "0.0015", value("BTC", "0.0015", T3)),
+        ("2026-03-30T00:00:00+00:00", T1.isoformat(), "0.0012", value("BTC", "0.0012", T1), "no"),
+        ("2026-03-31T00:00:00+00:00", T2.isoformat(), "0.0015", value("BTC", "0.0015", T2), "no"),
+        ("2026-04-01T00:00:00+00:00", T3.isoformat(), "0.0015", value("BTC", "0.0015", T3), "no"),
+        # No snapshot on 2 April: the last one is carried into it.
+        ("2026-04-02T00:00:00+00:00", T3.isoformat(), "0.0015", value("BTC", "0.0015", T3), "yes"),
     ]
 
 
@@ -149,14 +157,18 @@ def test_history_every_day_in_berlin_moves_the_late_snapshot_to_the_next_day(
             "main",
             "--currency",
             "btc",
+            "--until",
+            "2026-04-01",
             "--format",
             "csv",
         ).stdout
     )
-    # T2 (00:30 on 1 April in Berlin) and T3 fall on the same Berlin day: T3 is its last.
-    assert [(r["period"], r["taken_at"]) for r in rows] == [
-        ("2026-03-30T00:00:00+02:00", "2026-03-30T14:00:00+02:00"),
-        ("2026-04-01T00:00:00+02:00", "2026-04-01T11:00:00+02:00"),
+    # T2 (00:30 on 1 April in Berlin) and T3 fall on the same Berlin day: T3 is its last;
+    # 31 March in Berlin has no snapshot and carries T1's.
+    assert [(r["period"], r["taken_at"], r["carried"]) for r in rows] == [
+        ("2026-03-30T00:00:00+02:00", "2026-03-30T14:00:00+02:00", "no"),
+        ("2026-03-31T00:00:00+02:00", "2026-03-30T14:00:00+02:00", "yes"),
+        ("2026-04-01T00:00:00+02:00", "2026-04-01T11:00:00+02:00", "no"),
     ]
 
 
@@ -253,27 +265,52 @@ def test_export_xlsx_keeps_every_amount_exact(history_url: str, tmp_path: Path) 
     path = tmp_path / "h.xlsx"
     invoke(history_url, "export", "--format", "xlsx", "-o", str(path))
     workbook = load_workbook(path, read_only=True)
+    assert workbook.sheetnames == ["statement", "balances", "changes"]
     rows = list(workbook["balances"].iter_rows(values_only=True))
     workbook.close()
     header, body = rows[0], rows[1:]
-    assert header[:2] == ("account", "taken_at (UTC)")
+    assert header == (
+        "account",
+        "taken_at (UTC)",
+        "snapshot_id",
+        "currency",
+        "amount",
+        "amount_exact",
+        "price_usdt",
+        "price_usdt_exact",
+        "value_usdt",
+        "value_usdt_exact",
+        "available",
+        "available_exact",
+        "on_orders",
+        "on_orders_exact",
+    )
 
-    def cell(value: object) -> Decimal | None:
-        # Short amounts are numbers (their float repr is the exact decimal), long ones text.
-        return number(repr(value) if isinstance(value, float) else value)
+    def cell(number_cell: object, exact: object) -> Decimal | None:
+        # Every amount is a number; its exact text stands beside it when the number had
+        # to be rounded (a float's repr is the exact decimal of up to 15 digits).
+        assert number_cell is None or isinstance(number_cell, float | int)
+        if exact is not None:
+            assert Decimal(str(exact)) != Decimal(repr(number_cell))
+            return Decimal(str(exact))
+        return number(repr(number_cell) if number_cell is not None else None)
 
-    padded = [tuple(r) + (None,) * (9 - len(r)) for r in body]  # read-only mode trims Nones
-    got = [(r[0], r[1].isoformat() + "+00:00", cell(r[4]), cell(r[5]), cell(r[6])) for r in padded]
+    padded = [tuple(r) + (None,) * (14 - len(r)) for r in body]  # read-only mode trims Nones
+    got = [
+        (r[0], r[1].isoformat() + "+00:00", cell(r[4], r[5]), cell(r[6], r[7]), cell(r[8], r[9]))
+        for r in padded
+    ]
     assert normalise(got) == export_expectation()
     with zipfile.ZipFile(path) as archive:
-        assert b"<v>257.51830114</v>" in archive.read("xl/worksheets/sheet1.xml")
+        assert b"<v>257.51830114</v>" in archive.read("xl/worksheets/sheet2.xml")
 
 
 def test_export_html_is_one_self_contained_file(history_url: str, tmp_path: Path) -> None:
     path = tmp_path / "report.html"
     invoke(history_url, "export", "--format", "html", "-o", str(path))
     page = path.read_text()
-    assert page.count("<svg") == 2
+    # Total value, value per currency, allocation; a section per account (two accounts).
+    assert page.count("<svg") == 5
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
         'xmlns:xlink="http://www.w3.org/1999/xlink"', ""
     ).replace("http://www.w3.org/1999/xlink", "").replace("http://purl.org/dc", "").replace(
@@ -293,6 +330,37 @@ def test_export_html_is_one_self_contained_file(history_url: str, tmp_path: Path
         (["changes", "--account", "nobody"], "No account named 'nobody'"),
         (["changes", "--currency", "DOGE"], "has ever held 'DOGE'"),
         (["export", "--format", "xlsx", "-o", "-"], "cannot go to standard output"),
+        (["history", "--since", "2026-04-01", "--until", "2026-03-31"], "is after --until"),
+        (["changes", "--since", "2026-04-01", "--until", "2026-03-31"], "is after --until"),
+        (["export", "--since", "7d", "--until", "30d", "-o", "h.csv"], "is after --until"),
+        (
+            [
+                "export",
+                "--format",
+                "html",
+                "--since",
+                "2026-04-01",
+                "--until",
+                "2026-03",
+                "-o",
+                "r",
+            ],
+            "--until '2026-03' is not a date",
+        ),
+        (
+            [
+                "export",
+                "--format",
+                "html",
+                "--since",
+                "2026-04-02",
+                "--until",
+                "2026-04-01",
+                "-o",
+                "r.html",
+            ],
+            "--since (2026-04-02T00:00:00+00:00) is after --until (2026-04-01T23:59:59+00:00)",
+        ),
     ],
 )
 def test_bad_input_gets_one_sentence_and_exit_2(
@@ -300,8 +368,9 @@ def test_bad_input_gets_one_sentence_and_exit_2(
 ) -> None:
     result = CliRunner().invoke(cli, args, env={"RECORDER_DATABASE_URL": history_url})
     assert result.exit_code == 2, result.output
-    assert message in result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
+    assert list(Path().iterdir()) == []  # no report of a reversed range, nothing at all
 
 
 def test_the_views_answer_like_the_commands(history_url: str) -> None:
@@ -312,9 +381,12 @@ def test_the_views_answer_like_the_commands(history_url: str) -> None:
             for r in connection.execute(sa.text("SELECT * FROM latest_balances"))
         }
         daily = [
-            (r.account, str(r.day)[:10], r.currency, Decimal(str(r.amount)))
+            (r.account, str(r.day)[:10], r.currency, Decimal(str(r.amount)), r.carried)
             for r in connection.execute(
-                sa.text("SELECT * FROM daily_balances WHERE currency = 'BTC' ORDER BY day")
+                sa.text(
+                    "SELECT * FROM daily_balances WHERE currency = 'BTC' "
+                    "AND day <= '2026-04-02' ORDER BY day"
+                )
             )
         ]
         portfolio = [
@@ -328,9 +400,10 @@ def test_the_views_answer_like_the_commands(history_url: str) -> None:
         ("savings", "ETH"): Decimal("2.5")
     }
     assert daily == [
-        ("main", "2026-03-30", "BTC", Decimal("0.0012")),
-        ("main", "2026-03-31", "BTC", Decimal("0.0015")),
-        ("main", "2026-04-01", "BTC", Decimal("0.0015")),
+        ("main", "2026-03-30", "BTC", Decimal("0.0012"), 0),
+        ("main", "2026-03-31", "BTC", Decimal("0.0015"), 0),
+        ("main", "2026-04-01", "BTC", Decimal("0.0015"), 0),
+        ("main", "2026-04-02", "BTC", Decimal("0.0015"), 1),
     ]
     totals = [(a, Decimal(str(t)), n) for a, t, n in portfolio]
     assert totals[0] == (
@@ -390,3 +463,30 @@ def test_exports_show_progress_on_a_terminal(history_url: str, tmp_path: Path) -
     os.close(primary)
     assert process.returncode == 0
     assert b"Exporting" in output and b"100%" in output
+
+
+def test_the_chart_totals_count_every_account_at_its_last_state() -> None:
+    from recorder.reports.html import build_series
+    from recorder.values import Holding, StoredSnapshot
+
+    def snapshot(account: str, snapshot_id: int, at: datetime) -> StoredSnapshot:
+        return StoredSnapshot(account, snapshot_id, at, None, 0)
+
+    def holding(ref: StoredSnapshot, currency: str, value: str) -> Holding:
+        price = Decimal(value)
+        return Holding(*ref[:3], currency, Decimal(1), price, price, None, None)
+
+    a1, b1, a2 = snapshot("a", 1, T1), snapshot("b", 2, T2), snapshot("a", 3, T3)
+    end = T3 + timedelta(days=1)
+    series = build_series(
+        T1,
+        end,
+        {"a": {"BTC": 100.0}, "b": {"ETH": 50.0}},  # the openings: b first recorded at T2
+        [a1, b1, a2],
+        [holding(a1, "BTC", "100"), holding(b1, "ETH", "50"), holding(a2, "BTC", "120")],
+    )
+    assert series.times == [T1, T2, T3, end]
+    totals = [sum(point) for point in zip(*series.per_account().values(), strict=True)]
+    # Never only one account: each is carried at its last known state, to the end.
+    assert totals == [150.0, 150.0, 170.0, 170.0]
+    assert series.per_currency() == {"BTC": [100.0, 100.0, 120.0, 120.0], "ETH": [50.0] * 4}

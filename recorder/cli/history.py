@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -15,9 +17,12 @@ from recorder.cli.options import (
     reading,
     selection,
     selection_options,
-    write_text,
 )
 from recorder.errors import InputError
+
+if TYPE_CHECKING:
+    from recorder.reports.gather import Selection
+    from recorder.store.database import Database
 
 
 @cli.command()
@@ -63,7 +68,8 @@ def at(
 @click.option(
     "--every",
     type=click.Choice(["hour", "day", "week", "month"]),
-    help="One row set per period: the last snapshot of each (in --tz). Default: every snapshot.",
+    help="One row set per account and period (in --tz): the holdings at its end, carried from "
+    "an earlier snapshot when it has none. Default: every snapshot.",
 )
 @format_option("table", "csv", "json", default="table")
 @pass_state
@@ -77,14 +83,16 @@ def history(
     every: str | None,
     output_format: str,
 ) -> None:
-    """Balances over time: every snapshot, or the last of each hour, day, week or month."""
+    """Balances over time: every snapshot, or the holdings at the end of each hour, day,
+    week or month, carried into periods without a snapshot (`carried` says so; `taken_at`
+    is the snapshot they come from)."""
     from recorder.reports import formats, gather
 
     with reading(state) as db:
         chosen = selection(db, accounts, currencies, zone_name, since, until)
         rows = (
-            formats.history_cells(period, row)
-            for period, row in gather.balances_over_time(db, chosen, every, datetime.now(UTC))
+            formats.history_cells(*row)
+            for row in gather.balances_over_time(db, chosen, every, datetime.now(UTC))
         )
         emit(gather.HISTORY_COLUMNS, rows, output_format, chosen.zone)
 
@@ -115,6 +123,12 @@ def changes(
 @selection_options()
 @format_option("csv", "jsonl", "xlsx", "html", default="csv")
 @click.option(
+    "--every",
+    type=click.Choice(["hour", "day", "week", "month"]),
+    help="One row set per account and period, carried like `history --every` (the HTML "
+    "report: one chart point per period). Default: every balance row.",
+)
+@click.option(
     "-o",
     "--output",
     "output",
@@ -131,46 +145,98 @@ def export(
     since: str | None,
     until: str | None,
     output_format: str,
+    every: str | None,
     output: str,
 ) -> None:
     """Export the history: every balance row as CSV, JSON Lines or XLSX, or an HTML report.
 
-    CSV and JSON Lines stream in constant memory whatever the size. The HTML report is one
-    self-contained file with charts of the total value and of the holdings per currency.
+    CSV and JSON Lines stream in constant memory whatever the size. The XLSX workbook adds
+    the statement of the range and the change log. The HTML report is one self-contained
+    file with charts, the statement and the changes. A file is written whole or not at all.
     """
-    from recorder.reports import formats, gather, xlsx
+    from recorder.reports import files
 
     if output == "-" and output_format == "xlsx":
         raise InputError("XLSX cannot go to standard output; give a file with -o.")
     with reading(state) as db:
         chosen = selection(db, accounts, currencies, zone_name, since, until)
-        if output_format == "html":
-            from recorder.reports import html
-
-            document = html.render(db, chosen, datetime.now(UTC))
-            write_text(output, lambda out: out.write(document))
+        if output == "-":
+            _export(db, chosen, output_format, every, sys.stdout, None)
             return
-        with progress(lambda: gather.count_rows(db, chosen), output) as step:
+        if output_format == "xlsx":
+            with files.replacing(output) as path:
+                _export(db, chosen, output_format, every, None, str(path), output)
+        else:
+            with files.text_output(output) as out:
+                _export(db, chosen, output_format, every, out, None, output)
+    click.echo(f"Wrote {output}", err=True)
+
+
+def _export(
+    db: Database,
+    chosen: Selection,
+    output_format: str,
+    every: str | None,
+    out: IO[str] | None,
+    path: str | None,
+    shown: str = "-",
+) -> None:
+    """Write the export to the stream `out` (or, for XLSX, the file `path`)."""
+    from recorder.reports import formats, gather
+
+    now = datetime.now(UTC)
+    if output_format == "html":
+        from recorder.reports import html
+
+        assert out is not None
+        out.write(html.render(db, chosen, now, every=every))
+        return
+    if every is not None:
+        rows: Iterable[Sequence[Any]] = (
+            formats.period_export_cells(*row)
+            for row in gather.balances_over_time(db, chosen, every, now)
+        )
+        _write_rows(db, chosen, output_format, gather.PERIOD_EXPORT_COLUMNS, rows, out, path)
+        return
+    with progress(lambda: gather.count_rows(db, chosen), shown) as step:
+        if output_format == "xlsx":
+            typed = formats.typed_cells(gather.export_batches(db, chosen))
+            _write_rows(db, chosen, "xlsx", gather.EXPORT_COLUMNS, typed, out, path, step)
+        elif output_format == "csv":
+            assert out is not None
+            gather.write_export_csv(db, chosen, out, step)
+        else:
+            assert out is not None
             batches = gather.export_batches(db, chosen)
-            if output_format == "xlsx":
-                change_rows = (formats.change_cells(c) for c in gather.changes(db, chosen))
-                xlsx.write_xlsx(
-                    [
-                        ("balances", gather.EXPORT_COLUMNS, formats.typed_cells(batches)),
-                        ("changes", gather.CHANGE_COLUMNS, change_rows),
-                    ],
-                    output,
-                    chosen.zone,
-                    step,
-                )
-            elif output_format == "csv":
-                write_text(output, lambda out: gather.write_export_csv(db, chosen, out, step))
-            else:
-                write_text(
-                    output,
-                    lambda out: formats.write_jsonl_batches(
-                        gather.EXPORT_COLUMNS, batches, out, step
-                    ),
-                )
-    if output != "-":
-        click.echo(f"Wrote {output}", err=True)
+            formats.write_jsonl_batches(gather.EXPORT_COLUMNS, batches, out, step)
+
+
+def _write_rows(
+    db: Database,
+    chosen: Selection,
+    output_format: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    out: IO[str] | None,
+    path: str | None,
+    step: Callable[[int], None] | None = None,
+) -> None:
+    """Typed rows as CSV, JSON Lines, or an XLSX workbook with the statement and changes."""
+    from recorder.reports import formats, gather, statement, xlsx
+
+    if output_format == "xlsx":
+        assert path is not None
+        summary = statement.build(db, chosen, statement.covering(chosen, datetime.now(UTC)))
+        change_rows = (formats.change_cells(c) for c in gather.changes(db, chosen))
+        sheets = [
+            ("statement", statement.COLUMNS, statement.cells(summary)),
+            ("balances", columns, rows),
+            ("changes", gather.CHANGE_COLUMNS, change_rows),
+        ]
+        xlsx.write_xlsx(sheets, path, chosen.zone, step)
+    elif output_format == "csv":
+        assert out is not None
+        formats.write_csv(columns, rows, out, chosen.zone)
+    else:
+        assert out is not None
+        formats.write_jsonl(columns, rows, out, chosen.zone, step)

@@ -1,1 +1,2 @@
-"""Answers from the history: holdings, balances over time, changes, exports, health."""
+"""Answers from the history: holdings, balances over time (carried), statements, changes,
+exports (CSV, JSON Lines, XLSX, HTML with charts), health."""

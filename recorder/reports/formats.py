@@ -9,14 +9,17 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, tzinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import IO, Any
 
 from recorder import amounts, timespec
 from recorder.reports.gather import AccountHoldings, change_kind
+from recorder.reports.statement import COLUMNS, Period, Statement, line_cells
 from recorder.values import ChangeEntry, Holding
 
 REPORT_EXTRA_HINT = "pip install 'coinw-recorder[report]'"
+# Wide enough for any stored value (65 digits): rounding to the cent never overflows.
+_WIDE = Context(prec=100)
 
 
 # -- cells ---------------------------------------------------------------------------
@@ -27,6 +30,8 @@ def text(value: Any, zone: tzinfo, *, precise: bool = True) -> str:
     Times lose their microseconds on screen (precise=False), never in exports."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, Decimal):
         return amounts.to_text(value)
     if isinstance(value, datetime):
@@ -41,11 +46,31 @@ def json_value(value: Any, zone: tzinfo) -> Any:
     return text(value, zone)
 
 
+# -- numbers for reading (the HTML report) -------------------------------------------
+
+
+def money(value: Decimal | None) -> str:
+    """A value to the cent with thousands separators: 49,972.15 (half up); "-" for None."""
+    if value is None:
+        return "-"
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=_WIDE)
+    return format(abs(cents) if cents.is_zero() else cents, ",f")  # never "-0.00"
+
+
+def quantity(value: Decimal | None) -> str:
+    """An amount or price to its own precision with thousands separators: 1,234.5678."""
+    if value is None:
+        return "-"
+    return format(amounts.canonical(value), ",f")
+
+
 def holding_cells(row: Holding) -> tuple[Any, ...]:
+    """A balance row as HOLDING_COLUMNS."""
     return (row.account, row.taken_at, row.currency, row.amount, row.price_usdt, row.value_usdt)
 
 
-def history_cells(period: datetime | None, row: Holding) -> tuple[Any, ...]:
+def history_cells(period: datetime | None, row: Holding, carried: bool) -> tuple[Any, ...]:
+    """A balance row of a period as HISTORY_COLUMNS."""
     return (
         row.account,
         period,
@@ -54,10 +79,29 @@ def history_cells(period: datetime | None, row: Holding) -> tuple[Any, ...]:
         row.amount,
         row.price_usdt,
         row.value_usdt,
+        carried,
+    )
+
+
+def period_export_cells(period: datetime | None, row: Holding, carried: bool) -> tuple[Any, ...]:
+    """A balance row of a period as PERIOD_EXPORT_COLUMNS."""
+    return (
+        row.account,
+        period,
+        row.taken_at,
+        row.snapshot_id,
+        row.currency,
+        row.amount,
+        row.price_usdt,
+        row.value_usdt,
+        row.available,
+        row.on_orders,
+        carried,
     )
 
 
 def change_cells(entry: ChangeEntry) -> tuple[Any, ...]:
+    """A change log row as CHANGE_COLUMNS."""
     return (
         entry.account,
         entry.taken_at,
@@ -82,6 +126,15 @@ NUMERIC = {
     "on_orders",
     "snapshot_id",
     "total_value_usdt",
+    "opening_amount",
+    "opening_price_usdt",
+    "opening_value_usdt",
+    "increases",
+    "decreases",
+    "net_change",
+    "closing_amount",
+    "closing_price_usdt",
+    "closing_value_usdt",
 }
 
 
@@ -127,6 +180,26 @@ def write_jsonl_batches(
         count += len(batch)
         if progress is not None:
             progress(len(batch))
+    return count
+
+
+def write_jsonl(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    out: IO[str],
+    zone: tzinfo,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """JSON Lines of typed rows (Decimals, times): one object per row."""
+    count = 0
+    for row in rows:
+        values = (json_value(v, zone) for v in row)
+        out.write(json.dumps(dict(zip(columns, values, strict=True))) + "\n")
+        count += 1
+        if progress is not None and count % 10000 == 0:
+            progress(10000)
+    if progress is not None:
+        progress(count % 10000)
     return count
 
 
@@ -193,3 +266,79 @@ def holdings_summary(entry: AccountHoldings, zone: tzinfo) -> str:
     if entry.unpriced:
         line += f"; unpriced, not counted: {', '.join(entry.unpriced)}"
     return line
+
+
+# -- statements ------------------------------------------------------------------------
+
+
+def statement_heading(period: Period, zone: tzinfo) -> str:
+    """The line above a statement: its period, bounds and zone."""
+    start = timespec.show(period.start, zone, precise=False) if period.start else "the start"
+    end = timespec.show(period.end, zone, precise=False)
+    label = f" {period.label}" if period.label else ""
+    return (
+        f"Statement{label}: from {start} up to {end} ({zone}); values in USDT at "
+        "the prices recorded with each snapshot"
+    )
+
+
+def statement_summary(statement: Statement, zone: tzinfo) -> list[str]:
+    """The lines under a statement's table: each account's totals, then all accounts'."""
+    lines = []
+    for account in statement.accounts:
+        opening = timespec.show(account.opening.taken_at, zone, precise=False)
+        closing = timespec.show(account.closing.taken_at, zone, precise=False)
+        line = f"{account.account}: opening {text(account.opening_total, zone)} USDT "
+        line += f"({'first recorded' if account.first_recorded else 'snapshot of'} {opening}), "
+        line += f"closing {text(account.closing_total, zone)} USDT (snapshot of {closing})"
+        if account.unpriced:
+            line += f"; unpriced, not counted: {', '.join(account.unpriced)}"
+        lines.append(line)
+    lines.append(
+        f"all accounts: opening {text(statement.opening_total, zone)} USDT, "
+        f"closing {text(statement.closing_total, zone)} USDT"
+    )
+    lines += [f"{name}: no snapshot before the end of the period." for name in statement.missing]
+    return lines
+
+
+def statement_json(statement: Statement, zone: tzinfo) -> str:
+    """A statement as one JSON document; amounts as exact strings."""
+    period = statement.period
+
+    def value(v: Any) -> Any:
+        return json_value(v, zone)
+
+    document = {
+        "period": period.label or None,
+        "start": value(period.start),
+        "end": value(period.end),
+        "zone": str(zone),
+        "opening_total_value_usdt": value(statement.opening_total),
+        "closing_total_value_usdt": value(statement.closing_total),
+        "accounts": [
+            {
+                "account": account.account,
+                "opening_taken_at": value(account.opening.taken_at),
+                "first_recorded": account.first_recorded,
+                "closing_taken_at": value(account.closing.taken_at),
+                "opening_total_value_usdt": value(account.opening_total),
+                "closing_total_value_usdt": value(account.closing_total),
+                "unpriced": account.unpriced,
+                "lines": [
+                    {
+                        **{
+                            column: value(cell)
+                            for column, cell in zip(COLUMNS, line_cells(line), strict=True)
+                            if column not in ("account", "opening_taken_at", "closing_taken_at")
+                        },
+                        "reconciled": line.reconciled,
+                    }
+                    for line in account.lines
+                ],
+            }
+            for account in statement.accounts
+        ],
+        "without_snapshots": statement.missing,
+    }
+    return json.dumps(document, indent=2)

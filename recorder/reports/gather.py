@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 from recorder import amounts, timespec
+from recorder.errors import InputError
 from recorder.store import export, history
 from recorder.store.database import Database
 from recorder.values import ChangeEntry, Holding, StoredSnapshot
@@ -24,6 +25,7 @@ HISTORY_COLUMNS = (
     "amount",
     "price_usdt",
     "value_usdt",
+    "carried",
 )
 CHANGE_COLUMNS = ("account", "taken_at", "currency", "change", "old_amount", "new_amount", "delta")
 EXPORT_COLUMNS = (
@@ -37,6 +39,20 @@ EXPORT_COLUMNS = (
     "available",
     "on_orders",
 )
+#: `export --every`: one row set per account and period, carried where needed.
+PERIOD_EXPORT_COLUMNS = (
+    "account",
+    "period",
+    "taken_at",
+    "snapshot_id",
+    "currency",
+    "amount",
+    "price_usdt",
+    "value_usdt",
+    "available",
+    "on_orders",
+    "carried",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,20 @@ class Selection:
     since: datetime | None = None
     until: datetime | None = None
     zone: tzinfo = UTC
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            since, until = (
+                timespec.show(t, self.zone, precise=False) for t in (self.since, self.until)
+            )
+            raise InputError(
+                f"--since ({since}) is after --until ({until}); give the earlier moment first."
+            )
+
+    @property
+    def range(self) -> tuple[datetime | None, datetime | None]:
+        """(since, until)."""
+        return self.since, self.until
 
     @property
     def account_ids(self) -> list[int]:
@@ -92,46 +122,68 @@ def holdings_at(db: Database, selection: Selection, moment: datetime) -> list[Ac
     ]
 
 
+@dataclass(frozen=True)
+class PeriodSnapshot:
+    """The snapshot in effect at the end of one period for one account."""
+
+    period: datetime  # the period's start (in the selection's zone, as UTC)
+    snapshot: StoredSnapshot
+    #: True when the account has no snapshot of its own in the period: the last one
+    #: before it is carried into it.
+    carried: bool
+
+
 def period_snapshots(
     db: Database, selection: Selection, every: str, now: datetime
-) -> list[tuple[datetime, StoredSnapshot]]:
-    """(period start, last snapshot in it) for every account and period, in time order."""
+) -> list[PeriodSnapshot]:
+    """Every account's snapshot in effect at the end of every period, in time order: from
+    the period of its first snapshot up to now (or --until), carrying the last known
+    holdings through periods without a snapshot."""
     span = history.time_range(db, selection.account_ids)
     if span is None:
         return []
     since = max(selection.since or span[0], span[0])
-    until = min(selection.until or now, span[1])
+    until = max(now, span[1])  # carried up to now, never into the future
+    if selection.until is not None:
+        until = min(until, selection.until)
     if since > until:
         return []
-    bounds = list(timespec.periods(since, until, every, selection.zone))
+    periods = list(timespec.periods(since, until, every, selection.zone))
     # Clip the first and last period to the selection, so --since / --until are honoured.
-    bounds = [(max(start, since), min(end, until + timespec.TICK)) for start, end in bounds]
+    clipped = [(max(start, since), min(end, until + timespec.TICK)) for start, end in periods]
     found = []
     for name, account_id in selection.accounts.items():
-        for snapshot in history.last_snapshots_in(db, name, account_id, bounds):
-            start = timespec.period_start(snapshot.taken_at, every, selection.zone)
-            found.append((start, snapshot))
-    found.sort(key=lambda item: (item[0], item[1].account))
+        ends = [end for _, end in clipped]
+        snapshots = history.last_snapshots_before(db, name, account_id, ends)
+        for (period, _), (start, _), snapshot in zip(periods, clipped, snapshots, strict=True):
+            if snapshot is not None:  # None: before the account's first snapshot
+                found.append(PeriodSnapshot(period, snapshot, snapshot.taken_at < start))
+    found.sort(key=lambda item: (item.period, item.snapshot.account))
     return found
 
 
 def balances_over_time(
     db: Database, selection: Selection, every: str | None, now: datetime
-) -> Iterator[tuple[datetime | None, Holding]]:
-    """(period, balance row) over time; every snapshot when `every` is None."""
+) -> Iterator[tuple[datetime | None, Holding, bool]]:
+    """(period, balance row, carried) over time; every snapshot when `every` is None."""
     if every is None:
         for row in export.iter_holdings(
             db, dict(selection.accounts), selection.currencies, selection.since, selection.until
         ):
-            yield None, row
+            yield None, row, False
         return
     chosen = period_snapshots(db, selection, every, now)
-    period_of = {snapshot.snapshot_id: start for start, snapshot in chosen}
-    # Fetch balances in slices so a long history never sits in memory at once.
+    # Fetch balances in slices so a long history never sits in memory at once; a carried
+    # snapshot serves several periods but is read once per slice.
     for i in range(0, len(chosen), 1000):
-        snapshots = [snapshot for _, snapshot in chosen[i : i + 1000]]
-        for row in history.holdings_of(db, snapshots, selection.currencies):
-            yield period_of[row.snapshot_id], row
+        part = chosen[i : i + 1000]
+        unique = list({item.snapshot.snapshot_id: item.snapshot for item in part}.values())
+        rows: dict[int, list[Holding]] = {}
+        for row in history.holdings_of(db, unique, selection.currencies):
+            rows.setdefault(row.snapshot_id, []).append(row)
+        for item in part:
+            for row in rows.get(item.snapshot.snapshot_id, []):
+                yield item.period, row, item.carried
 
 
 def changes(db: Database, selection: Selection) -> Iterator[ChangeEntry]:

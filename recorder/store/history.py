@@ -8,8 +8,9 @@ Seeks go one account at a time, so each is a lookup in the (account_id, taken_at
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from recorder.errors import InputError
@@ -153,33 +154,72 @@ def snapshots_in(
     return [_snapshot(db, names[row[0]], row[1:]) for row in rows]
 
 
-def last_snapshots_in(
-    db: Database, account: str, account_id: int, bounds: Sequence[tuple[datetime, datetime]]
-) -> list[StoredSnapshot]:
-    """For each [start, end) in `bounds`, the account's last snapshot in it, if any."""
+def last_snapshots_before(
+    db: Database, account: str, account_id: int, ends: Sequence[datetime]
+) -> list[StoredSnapshot | None]:
+    """For each moment in `ends`, the account's last snapshot taken before it (None where
+    the account had none yet): the holdings in effect when each period ends."""
     # One index seek per period: a year of days is 365 quick lookups, whatever the
-    # number of snapshots in between.
+    # number of snapshots in between. A period without a snapshot finds the last one
+    # before it: the balances are carried.
+    found: list[StoredSnapshot | None] = [None] * len(ends)
     at_once = db.dialect.last_in_periods_query
     with db.cursor() as cursor:
         if at_once is not None:
-            starts = [db.dialect.storage_time(start) for start, _ in bounds]
-            ends = [db.dialect.storage_time(end) for _, end in bounds]
-            cursor.execute(at_once, (starts, ends, account_id))
-            return [_snapshot(db, account, row) for row in cursor.fetchall()]
+            cursor.execute(at_once, ([db.dialect.storage_time(end) for end in ends], account_id))
+            for index, *row in cursor.fetchall():
+                found[int(index) - 1] = _snapshot(db, account, row)
+            return found
         sql = db.dialect.sql(
             "SELECT id, taken_at, total_value_usdt, unpriced_count FROM snapshots "
-            "WHERE account_id = ? AND taken_at >= ? AND taken_at < ? "
-            "ORDER BY taken_at DESC, id DESC LIMIT 1"
+            "WHERE account_id = ? AND taken_at < ? ORDER BY taken_at DESC, id DESC LIMIT 1"
         )
-        found = []
-        for start, end in bounds:
-            cursor.execute(
-                sql, (account_id, db.dialect.storage_time(start), db.dialect.storage_time(end))
-            )
+        for index, end in enumerate(ends):
+            cursor.execute(sql, (account_id, db.dialect.storage_time(end)))
             row = cursor.fetchone()
             if row is not None:
-                found.append(_snapshot(db, account, row))
+                found[index] = _snapshot(db, account, row)
         return found
+
+
+def first_snapshot(
+    db: Database, account: str, account_id: int, since: datetime | None, until: datetime | None
+) -> StoredSnapshot | None:
+    """The account's first snapshot in since..until (None if it has none there)."""
+    conditions, params = db.in_range("taken_at", since, until)
+    where = " AND ".join(["account_id = ?", *conditions])
+    rows = db.rows(
+        "SELECT id, taken_at, total_value_usdt, unpriced_count FROM snapshots "
+        f"WHERE {where} ORDER BY taken_at, id LIMIT 1",
+        [account_id, *params],
+    )
+    return _snapshot(db, account, rows[0]) if rows else None
+
+
+def iter_deltas(
+    db: Database,
+    account_ids: Sequence[int],
+    currencies: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+) -> Iterator[tuple[int, int, str, Decimal]]:
+    """(account id, snapshot id, currency, delta) of every change in since..until, in no
+    particular order: what a statement adds up (exactly, in Python: SQLite's SUM() over
+    text goes through float)."""
+    conditions, params = db.in_range("taken_at", since, until)
+    where = [_account_ids(account_ids), *conditions]
+    values: list[Any] = [*account_ids, *params]
+    if currencies:
+        where.append(f"currency IN ({', '.join('?' * len(currencies))})")
+        values += currencies
+    amount = db.dialect.amount
+    for rows in db.batches(
+        "SELECT account_id, snapshot_id, currency, delta FROM balance_changes "
+        f"WHERE {' AND '.join(where)}",
+        values,
+    ):
+        for account_id, snapshot_id, currency, delta in rows:
+            yield int(account_id), int(snapshot_id), currency, amount(delta)
 
 
 def holdings_of(

@@ -22,7 +22,7 @@ from recorder.store.database import Database
 log = logging.getLogger(__name__)
 
 #: The newest migration in migrations/versions (a test keeps the two in step).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: How long an upgrade waits for another one (another `db upgrade`, a starting daemon).
 UPGRADE_WAIT_SECONDS = 120.0
 

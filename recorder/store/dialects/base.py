@@ -43,8 +43,10 @@ class Dialect:
     orders_balances_by_key: ClassVar[bool] = False
     #: SQL for the bytes the recorder's tables take (None: measure the file).
     size_query: ClassVar[str | None] = None
-    #: One statement finding the last snapshot in each of many periods, if the backend can
-    #: send the seeks at once (see history.last_snapshots_in).
+    #: One statement finding the last snapshot before each of many period ends, if the
+    #: backend can send the seeks at once (see history.last_snapshots_before); parameters:
+    #: the ends (an array), the account id; rows: the end's 1-based position, then the
+    #: snapshot's id, taken_at, total_value_usdt and unpriced_count.
     last_in_periods_query: ClassVar[str | None] = None
     #: SQL taking a named lock without waiting, true when taken; parameters (SQLAlchemy's
     #: `:name` style): namespace, key, name.

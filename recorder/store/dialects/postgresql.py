@@ -24,14 +24,15 @@ class PostgreSQL(Dialect):
         "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON "
         "n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = current_schema()"
     )
-    # A network round trip per period would cost more than the seeks themselves.
+    # A network round trip per period would cost more than the seeks themselves. For each
+    # period end (in order), the account's last snapshot before it.
     last_in_periods_query = (
-        "SELECT s.id, s.taken_at, s.total_value_usdt, s.unpriced_count "
-        "FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS p(start_at, end_at) "
+        "SELECT p.i, s.id, s.taken_at, s.total_value_usdt, s.unpriced_count "
+        "FROM unnest(%s::timestamptz[]) WITH ORDINALITY AS p(end_at, i) "
         "CROSS JOIN LATERAL (SELECT id, taken_at, total_value_usdt, unpriced_count "
-        "FROM snapshots WHERE account_id = %s AND taken_at >= p.start_at "
-        "AND taken_at < p.end_at ORDER BY taken_at DESC, id DESC LIMIT 1) s "
-        "ORDER BY s.taken_at"
+        "FROM snapshots WHERE account_id = %s AND taken_at < p.end_at "
+        "ORDER BY taken_at DESC, id DESC LIMIT 1) s "
+        "ORDER BY p.i"
     )
     # The namespace is the first half of PostgreSQL's two-part advisory lock key.
     try_lock = "SELECT pg_try_advisory_lock(:namespace, :key)"
