@@ -129,7 +129,8 @@ def build(
             closing.append(client.close)
         journal = journal_path(settings, db)
         check_journal(journal)
-        claims = locks.Claims(locks.for_database(db))
+        account_locks = locks.for_database(db, settings.interval_seconds)
+        claims = locks.Claims(account_locks, ha=settings.ha)
         closing.append(claims.close)
         writes = WritePath(
             db,

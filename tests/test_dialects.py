@@ -168,3 +168,30 @@ def test_the_sqlite_file_is_known_and_memory_has_none(tmp_path: Path) -> None:
     assert SQLITE.database_file(make_url("sqlite://")) is None
     assert SQLITE.database_file(make_url("sqlite:///:memory:")) is None
     assert POSTGRESQL.database_file(make_url("postgresql://h/db")) is None
+
+
+def test_lock_sessions_give_up_within_their_deadline_and_the_server_ends_silent_ones() -> None:
+    url = make_url("postgresql+psycopg://u@h/db")
+    args = POSTGRESQL.lock_session_args(url, 0.5)
+    assert args["keepalives"] == 1 and args["tcp_user_timeout"] == 1000
+    assert args["connect_timeout"] == 2  # libpq's least
+    assert "connect_timeout" not in POSTGRESQL.lock_session_args(
+        make_url("postgresql+psycopg://u@h/db?connect_timeout=30"), 0.5
+    )
+    (setup,) = POSTGRESQL.lock_session_setup(0.5, 4)
+    assert "('idle_session_timeout', '4000')" in setup and "pg_settings" in setup
+    assert "('statement_timeout', '500')" in setup
+    mysql_args = MYSQL.lock_session_args(make_url("mysql+pymysql://u@h/db"), 0.5)
+    assert mysql_args == {"connect_timeout": 0.5, "read_timeout": 0.5, "write_timeout": 0.5}
+    assert MYSQL.lock_session_setup(0.5, 3.5) == ["SET SESSION wait_timeout = 4"]
+    assert MYSQL.session_socket(object()) is None  # PyMySQL's own timeouts bound it
+
+
+def test_copies_read_one_snapshot_and_upgrades_take_a_lock_on_every_backend() -> None:
+    assert SQLITE.read_snapshot == ("BEGIN",)
+    assert "REPEATABLE READ" in POSTGRESQL.read_snapshot[0]
+    assert "WITH CONSISTENT SNAPSHOT" in MYSQL.read_snapshot[-1]
+    assert SQLITE.upgrade_lock == ("BEGIN IMMEDIATE", "")
+    assert "pg_try_advisory_xact_lock" in POSTGRESQL.upgrade_lock[0]
+    assert POSTGRESQL.upgrade_lock[1] == ""  # the transaction's end releases it
+    assert "GET_LOCK" in MYSQL.upgrade_lock[0] and "RELEASE_LOCK" in MYSQL.upgrade_lock[1]

@@ -3,6 +3,7 @@ over when the first stops."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -71,3 +72,43 @@ def test_a_second_daemon_leaves_a_held_account_alone_then_takes_it_over(
                     daemon.wait(timeout=15)
         answered = [r.answered for r in simulator.requests("returnBalances")]
         assert "rate_limit" not in answered  # never polled twice at once
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_account_locks_are_per_history_so_two_schemas_on_one_server_do_not_block(
+    backend: str, tmp_path: Path
+) -> None:
+    from recorder.store.database import Database
+    from recorder.store.locks import LockSession
+
+    with fresh_database(backend, tmp_path) as one, fresh_database(backend, tmp_path) as other:
+        sessions = [
+            LockSession(Database(url), timeout=5, idle_seconds=60) for url in (one, one, other)
+        ]
+        try:
+            taken = [session.try_acquire("main") for session in sessions]
+        finally:
+            for session in sessions:
+                session.close()
+    assert taken == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("ha", "said"),
+    [
+        (True, "not polling this account (ha = true) until its lock can be taken again"),
+        (False, "polling anyway, into the local buffer, until the lock can be taken"),
+    ],
+)
+def test_an_unreachable_lock_says_what_this_process_does_about_it(
+    ha: bool, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recorder.polling.locks import AccountLocks, Claim, Claims
+
+    class Unreachable(AccountLocks):
+        def claim(self, account: str) -> Claim:
+            return Claim.UNKNOWN
+
+    with caplog.at_level(logging.WARNING):
+        assert Claims(Unreachable(), ha=ha).claim("main") is Claim.UNKNOWN
+    assert [said in record.getMessage() for record in caplog.records] == [True]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -101,3 +104,28 @@ def test_rows_written_by_the_first_schema_survive_the_upgrade(db_url: str) -> No
     assert Decimal(str(change)) == Decimal("0.0012")
     assert [tuple(v) for v in views] == [("main", "BTC"), ("main", "USDT")]
     db.close()
+
+
+def test_concurrent_upgrades_wait_for_each_other_and_all_succeed(db_url: str) -> None:
+    upgrades = [
+        subprocess.Popen(
+            [sys.executable, "-m", "recorder", "db", "upgrade"],
+            env={**os.environ, "RECORDER_DATABASE_URL": db_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    answers = [(*process.communicate(timeout=60), process.returncode) for process in upgrades]
+    assert [code for _, _, code in answers] == [0, 0, 0, 0], answers
+    assert not any("Error" in err or "Traceback" in err for _, err, _ in answers), answers
+    db = Database(db_url)
+    try:
+        assert migrate.current_revision(db) == HEAD_REVISION
+        with db.engine.begin() as connection:
+            command.check(migrate._alembic_config(connection))  # the schema is whole
+        writes.account_id(db, "main")  # and it takes rows
+        assert counts(db)["accounts"] == 1
+    finally:
+        db.close()

@@ -195,8 +195,9 @@ def test_prune_says_what_it_did_once_in_one_sentence(
     db = Database(sqlite_url)
     migrate.ensure_schema(db)
     old = datetime.now(UTC) - timedelta(days=30)
-    for minutes in range(5):  # the same holdings: only the last of the hour is kept
-        add_snapshot(db, "default", old + timedelta(minutes=minutes), {"BTC": Decimal(1)})
+    for seconds in range(5):  # one poll per interval (1 s), the same holdings: only the
+        # first (BTC appeared) and the last of the hour are kept
+        add_snapshot(db, "default", old + timedelta(seconds=seconds), {"BTC": Decimal(1)})
     db.close()
     (tmp_path / "recorder.toml").write_text("[retention]\nkeep_all_days = 7\n")
     dry = invoke(env, "prune", "--dry-run")

@@ -19,6 +19,13 @@ from recorder.store import bulk, history, maintenance, retention
 from recorder.store.database import Database
 from recorder.store.retention import to_delete
 from tests.conftest import open_db
+from tests.consistency import (
+    assert_at_says_what_the_polls_said,
+    assert_change_log_is_the_diff,
+    at_answers,
+    sampled_moments,
+    snapshots,
+)
 from tests.helpers import add_snapshot, counts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,3 +147,26 @@ def test_polls_go_on_while_pruning_runs(generated: str, monkeypatch: pytest.Monk
     thread.join(timeout=60)
     assert done.is_set() and written >= 3
     db.close()
+
+
+def test_prune_keeps_an_empty_first_snapshot_and_the_first_after_a_gap(db: Database) -> None:
+    # An account that held nothing for a while, with the recorder stopped for three hours
+    # in between, then bought BTC: polls every ten minutes.
+    polls = [T + timedelta(minutes=10 * n) for n in range(5)]
+    polls += [T + timedelta(hours=4, minutes=10 * n) for n in range(5)]
+    said: list[tuple[datetime, dict[str, Decimal]]] = [(t, {}) for t in polls]
+    said.append((T + timedelta(hours=5), {"BTC": Decimal("0.5")}))
+    for taken_at, holdings in said:
+        add_snapshot(db, "empty", taken_at, holdings)
+    moments = sampled_moments([t for t, _ in said])
+    before = at_answers(db, "empty", moments)
+    assert before[0] is None and {} in before  # "no snapshot", then "total 0"
+
+    deleted = retention.prune(db, 0, "day", T + timedelta(days=2), interval_seconds=600)
+
+    kept = [taken_at for _, taken_at, *_ in snapshots(db, "empty")]
+    assert deleted == len(said) - 3
+    assert kept == [polls[0], polls[5], said[-1][0]]  # the first, the first after the gap
+    assert at_answers(db, "empty", moments) == before
+    assert_at_says_what_the_polls_said(db, "empty", said, moments)
+    assert_change_log_is_the_diff(db)

@@ -68,8 +68,10 @@ def copy(state: State, target_url: str) -> None:
     """Copy the whole history into another database and verify it.
 
     The usual move when a SQLite file is outgrown: copy it into PostgreSQL, check the
-    summary, then point database_url at PostgreSQL. Safe to run again: it copies only what
-    the target lacks, and checks row counts and exact sums of amounts on both sides.
+    summary, then point database_url at PostgreSQL. It copies a consistent snapshot of the
+    source, even while a recorder writes to it. Safe to run again: it copies every row the
+    target lacks, refuses a target whose rows differ from the source's, and checks every
+    table's checksum (ids, times, currencies and exact amounts) on both sides.
     """
     from recorder.store import migrate, status
     from recorder.store.copy import copy_history
@@ -87,11 +89,22 @@ def copy(state: State, target_url: str) -> None:
         target.close()
     copied = ", ".join(counted(count, ROWS[table]) for table, count in result.copied.items())
     click.echo(f"Copied {copied} into {target.display_url}.")
+    newest = result.newest.isoformat() if result.newest else "none"
+    click.echo(
+        f"The copy is a consistent snapshot of the source up to snapshot id "
+        f"{result.bounds.snapshots:,} (newest taken at {newest}) and poll error id "
+        f"{result.bounds.poll_errors:,}."
+    )
     click.echo(
         "Verified: "
         + ", ".join(counted(count, ROWS[table]) for table, (count, _) in result.checksums.items())
-        + "; every amount sums to the same exact total on both sides."
+        + "; ids, times, currencies and exact amounts match on both sides (SHA-256 per table)."
     )
+    if result.source_changed:
+        click.echo(
+            "The source changed during the copy: what it recorded since is not in the target "
+            "yet; run the copy again to bring it over."
+        )
 
 
 @cli.command()
@@ -107,8 +120,8 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
     """Thin out old snapshots as [retention] says; the change log is never touched.
 
     Keeps every snapshot younger than keep_all_days; beyond, the last snapshot of each
-    hour (or day) and every snapshot that recorded a change, so what an account held at
-    any moment stays exactly answerable.
+    hour (or day), every snapshot that recorded a change, each account's first, and the
+    first after a gap, so what an account held at any moment stays exactly answerable.
     """
     from recorder.store import maintenance, retention
 
@@ -123,7 +136,12 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
     now = datetime.now(UTC)
     with reading(state) as database:
         count = retention.prune(
-            database, kept.keep_all_days, kept.keep_one_per, now, dry_run=dry_run
+            database,
+            kept.keep_all_days,
+            kept.keep_one_per,
+            now,
+            interval_seconds=settings.interval_seconds,
+            dry_run=dry_run,
         )
         if not dry_run:
             maintenance.analyze(database, vacuum=vacuum)

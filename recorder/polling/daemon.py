@@ -1,7 +1,8 @@
 """The daemon: every account polled now and then every interval, until SIGTERM or SIGINT.
 
 APScheduler runs the polls on a pool of worker threads, one poll per account at a time; a
-late poll runs once, not once per missed interval. With [retention], old snapshots are
+late poll runs once, not once per missed interval. The schedule keeps to the monotonic
+clock whatever the wall clock does (see `ClockWatch`). With [retention], old snapshots are
 thinned out daily beside the polls. Under systemd it reports READY, pings the watchdog
 from the worker pool, and reports STOPPING.
 """
@@ -9,8 +10,10 @@ from the worker pool, and reports STOPPING.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -34,6 +37,32 @@ CALLED_OFF_GRACE = 2.5
 #: The first round is spread a little slower than max_requests_per_second (10 %), so it
 #: never queues on the limiter.
 FIRST_ROUND_MARGIN = 1.1
+
+#: A backward step of the wall clock smaller than this is left alone (NTP slews are far
+#: slower; a poll is at most this late).
+STEP_TOLERANCE = 0.25
+
+
+class ClockWatch:
+    """Notices the wall clock stepping back, by its distance from the monotonic clock.
+
+    APScheduler 3 keeps each job's next run as a wall-clock time and compares it with
+    `datetime.now()`; only its waits are monotonic. After a step back of an hour every job
+    would wait an hour (and a forward step only makes the next run early, once, which its
+    coalescing absorbs). So the daemon's main thread checks the clock every tick, on
+    monotonic waits, and moves every job's next run back by the step: each keeps its
+    monotonic phase. Re-arming the jobs through APScheduler's public API keeps
+    APScheduler the one scheduler, rather than replacing its loop or trigger internals.
+    """
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
+
+    def stepped_back(self) -> float:
+        """Seconds the wall clock went back since the last call (0 if it did not)."""
+        offset = time.time() - time.monotonic()
+        step, self._offset = self._offset - offset, offset
+        return step if step > STEP_TOLERANCE else 0.0
 
 
 class Daemon:
@@ -69,10 +98,15 @@ class Daemon:
             self.settings.interval_seconds,
             self.poller.writes.db.display_url,
         )
+        watch = ClockWatch()
         scheduler.start()
         systemd.notify(f"READY=1\nSTATUS=Recording {len(accounts)} account(s)")
+        tick = min(1.0, self.settings.interval_seconds / 4)
         try:
-            self.stopping.wait()
+            while not self.stopping.wait(tick):
+                step = watch.stepped_back()
+                if step:
+                    self._rearm(scheduler, step)
         finally:
             systemd.notify("STOPPING=1")
             log.info("Stopping: finishing the polls in flight.")
@@ -129,7 +163,7 @@ class Daemon:
                 "misfire_grace_time": None,
             },
         )
-        start = datetime.now(UTC)
+        start, began = datetime.now(UTC), time.monotonic()
         # "At once" for a few accounts; for many, as fast as max_requests_per_second allows,
         # each account keeping its own phase so later rounds are as smooth as the first.
         # (A little slower than the limit itself, so the first round never queues on it.)
@@ -149,7 +183,7 @@ class Daemon:
             scheduler.add_job(
                 self._scheduled_poll,
                 IntervalTrigger(seconds=interval, start_date=first, timezone=UTC),
-                args=[account, first],
+                args=[account, began + index * spacing],
                 id=account.name,
                 name=f"poll {account.name}",
                 next_run_time=first,
@@ -183,23 +217,41 @@ class Daemon:
         db = self.poller.writes.db
         try:
             deleted = retention.prune(
-                db, kept.keep_all_days, kept.keep_one_per, utc_now(), stop=self.stopping.is_set
+                db,
+                kept.keep_all_days,
+                kept.keep_one_per,
+                utc_now(),
+                interval_seconds=self.settings.interval_seconds,
+                stop=self.stopping.is_set,
             )
             if deleted:
                 maintenance.analyze(db)
         except StoreError as error:
             log.warning("Pruning old snapshots failed (%s); it is tried again tomorrow.", error)
 
-    def _scheduled_poll(self, account: AccountConfig, first: datetime) -> None:
+    @staticmethod
+    def _rearm(scheduler: BackgroundScheduler, step: float) -> None:
+        log.warning(
+            "The system clock went back by %.1f s; polls keep their interval, and each is "
+            "stored after its account's newest snapshot until the clock catches up.",
+            step,
+        )
+        for job in scheduler.get_jobs():
+            if job.next_run_time is not None:
+                job.modify(next_run_time=job.next_run_time - timedelta(seconds=step))
+
+    def _scheduled_poll(self, account: AccountConfig, first: float) -> None:
         if self.stopping.is_set():
             return
-        # The run this call stands for: the last one due (missed runs are coalesced).
-        interval = timedelta(seconds=self.settings.interval_seconds)
-        due = first + ((utc_now() - first) // interval) * interval
+        # The run this call stands for: the last one due (missed runs are coalesced),
+        # counted on the monotonic clock from the account's first poll.
+        interval = self.settings.interval_seconds
+        now = time.monotonic()
+        due = first + max(math.floor((now - first) / interval), 0) * interval
         with self._idle:
             self._in_flight += 1
         try:
-            self.poller.poll(account, scheduled_at=max(due, first))
+            self.poller.poll(account, scheduled_at=utc_now() - timedelta(seconds=now - due))
         finally:
             with self._idle:
                 self._in_flight -= 1

@@ -31,7 +31,7 @@ class Claim(enum.Enum):
 
 
 def lock_key(account: str) -> int:
-    """A stable 31-bit number for an account name (advisory lock key, lock file offset)."""
+    """A stable 31-bit number for an account name: its byte in the lock file."""
     return zlib.crc32(account.encode("utf-8")) & 0x7FFFFFFF
 
 
@@ -85,9 +85,8 @@ class FileLocks(AccountLocks):
 class DatabaseLocks(AccountLocks):
     """Locks held by a dedicated database session; lost when that session is."""
 
-    def __init__(self, session: LockSession, database: str) -> None:
+    def __init__(self, session: LockSession) -> None:
         self._session = session
-        self._database = database
         self._held: set[str] = set()
         self._lock = threading.Lock()
 
@@ -95,17 +94,18 @@ class DatabaseLocks(AccountLocks):
         with self._lock:
             if self._held and not self._session.alive():
                 log.warning(
-                    "Lost the database session that held the account locks (%s); they will be "
-                    "taken again when the database answers.",
+                    "Lost the database session that held the account locks (%s); another "
+                    "recorder process may take them over now. This one takes each back at "
+                    "its next poll if it is still free.",
                     ", ".join(sorted(self._held)),
                 )
                 self._held.clear()
             if account in self._held:
                 return Claim.HELD
-            # The database's identity is part of the key: PostgreSQL's advisory locks are
-            # per database, and two recorders in two schemas of it must not collide.
-            key = lock_key(f"{self._database}/{account}")
-            got = self._session.try_acquire(key, f"recorder/{key}")
+            # The lock session keys each lock by the schema (or MariaDB database) the server
+            # says it is in, so recorders of two histories on one server never collide, and
+            # two recorders of one history meet however their URLs are spelled.
+            got = self._session.try_acquire(account)
             if got is None:
                 return Claim.UNKNOWN
             if got:
@@ -123,8 +123,10 @@ class Claims:
     """This process's answer for each account, asked of the locks before every poll and
     every late write; each change of answer is logged once."""
 
-    def __init__(self, account_locks: AccountLocks) -> None:
+    def __init__(self, account_locks: AccountLocks, *, ha: bool = False) -> None:
         self.locks = account_locks
+        #: With ha, an account whose lock cannot be checked is not polled at all.
+        self.ha = ha
         self._last: dict[str, Claim] = {}
         self._lock = threading.Lock()
 
@@ -146,9 +148,12 @@ class Claims:
             )
         elif claim is Claim.UNKNOWN:
             log.warning(
-                "%s: the database that holds the account locks is unreachable; polling "
-                "anyway, into the local buffer, until the lock can be taken.",
+                "%s: the database that holds the account locks is unreachable; %s",
                 account,
+                "not polling this account (ha = true) until its lock can be taken again, "
+                "so that no two processes record it."
+                if self.ha
+                else "polling anyway, into the local buffer, until the lock can be taken.",
                 extra=extra,
             )
         elif previous is not None:
@@ -160,11 +165,15 @@ class Claims:
         self.locks.close()
 
 
-def for_database(db: Database) -> AccountLocks:
+def for_database(db: Database, interval: float = 60.0) -> AccountLocks:
     """The right kind of lock for the database: named locks on a server, a lock file
-    beside a SQLite file, none for SQLite in memory."""
+    beside a SQLite file, none for SQLite in memory. A holder that cannot reach the server
+    gives up on a lock statement within half an `interval` (at most 10 s), and the server
+    ends its silent session after two intervals (and two seconds), so another process can
+    take its accounts over."""
     if db.dialect.server:
-        return DatabaseLocks(LockSession(db), db.identity)
+        timeout = min(max(interval / 2, 0.5), 10.0)
+        return DatabaseLocks(LockSession(db, timeout=timeout, idle_seconds=2 * interval + 2))
     if db.path is None or os.name != "posix":
         return AccountLocks()
     return FileLocks(db.path.with_name(db.path.name + ".recorder-lock"))

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from recorder import text
 from recorder.errors import SchemaError, StoreError, WriteRejectedError
 from recorder.polling.buffer import OutageBuffer
 from recorder.polling.locks import Claim, Claims
@@ -77,6 +78,8 @@ class WritePath:
         self._schema_ready = False
         self._down_since: float | None = None
         self._retry_at = 0.0
+        #: Buffered snapshots dropped because another process recorded after them.
+        self.superseded = 0
 
     def prepare(self) -> None:
         """Bring the schema up to date now (at start); if the database is away, say so and
@@ -166,6 +169,9 @@ class WritePath:
                     held.add(entry.account)
                     continue
                 try:
+                    if self._recorded_over(entry):
+                        self.buffer.remove([entry])
+                        continue
                     written = self._write(entry, replay=True)
                 except WriteRejectedError as error:
                     written = self._quarantined(entry, error)
@@ -186,6 +192,29 @@ class WritePath:
                     "" if len(done) == 1 else "s",
                     len(self.buffer),
                 )
+
+    def _recorded_over(self, entry: Observation) -> bool:
+        """Whether another process recorded the account after this buffered snapshot was
+        taken (two daemons with ha = false, one cut off for a while): written now, it would
+        sit among that process's snapshots, so it is dropped instead."""
+        if not entry.is_snapshot:
+            return False  # a failed poll's row never changes the history
+        self._ensure_schema()
+        found = writes.recorded_since(self.db, entry.account, entry.at, self.recorded_by)
+        if found is None:
+            return False
+        self.superseded += 1
+        log.warning(
+            "%s: dropped %s from the local buffer: %s recorded this account after it (up to "
+            "%s); %d buffered poll(s) dropped so far for this reason.",
+            entry.account,
+            entry.describe(),
+            text.safe(found[1] or "another recorder process"),
+            found[0].isoformat(),
+            self.superseded,
+            extra={"account": entry.account},
+        )
+        return True
 
     def _quarantined(self, entry: Observation, error: WriteRejectedError) -> Written:
         where = self.buffer.quarantine(entry, f"refused by the database: {error.reason}")

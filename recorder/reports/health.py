@@ -66,7 +66,8 @@ def account_statuses(
     for name, account_id in accounts.items():
         found = status.account_activity(db, account_id, now - timedelta(hours=24))
         last = found.last_success
-        age = now - last if last is not None else None
+        # Never negative: with the clock behind, the newest snapshot lies in its future.
+        age = max(now - last, timedelta(0)) if last is not None else None
         stale = age is None or age > timedelta(seconds=STALE_INTERVALS * interval)
         result.append(
             AccountStatus(
@@ -123,7 +124,7 @@ def status_json(report: StatusReport) -> str:
                     "account": s.account,
                     "stale": s.stale,
                     "last_success": s.last_success.isoformat() if s.last_success else None,
-                    "age_seconds": s.age.total_seconds() if s.age else None,
+                    "age_seconds": s.age.total_seconds() if s.age is not None else None,
                     "last_error": error(s.last_error),
                     "errors_24h": s.errors_24h,
                     "snapshots": s.snapshots,
@@ -174,17 +175,29 @@ class Gap:
     length: timedelta
 
 
+#: Snapshots this close were stamped by the clock rule (store/writes.py: one microsecond
+#: after the newest while the clock was behind); real polls are never this close.
+RESTAMPED = timedelta(milliseconds=1)
+
+
 def find_gaps(
     account: str, times: Iterable[datetime], threshold: timedelta, now: datetime | None
 ) -> Iterator[Gap]:
     """Every pair of consecutive snapshots further apart than `threshold` (pure); with
-    `now`, also the stretch from the last snapshot until now."""
+    `now`, also the stretch from the last snapshot until now. Polls stamped a microsecond
+    apart while the clock was behind happened during the stretch after them: each
+    covers one interval (half the threshold) of it."""
     previous = None
+    covered = timedelta(0)
     for moment in times:
-        if previous is not None and moment - previous > threshold:
-            yield Gap(account, previous, moment, moment - previous)
+        if previous is not None and moment - previous <= RESTAMPED:
+            covered += threshold / GAP_INTERVALS
+        elif previous is not None:
+            if moment - previous - covered > threshold:
+                yield Gap(account, previous, moment, moment - previous)
+            covered = timedelta(0)
         previous = moment
-    if now is not None and previous is not None and now - previous > threshold:
+    if now is not None and previous is not None and now - previous - covered > threshold:
         yield Gap(account, previous, None, now - previous)
 
 

@@ -250,13 +250,14 @@ class Database:
 
     # -- the lock session ----------------------------------------------------------------
 
-    def lock_engine(self) -> Engine:
-        """An engine for a session of its own that holds named locks (a server only)."""
+    def lock_engine(self, timeout: float) -> Engine:
+        """An engine for a session of its own that holds named locks (a server only),
+        whose waits last about `timeout` seconds at most."""
         return sa.create_engine(
             self.url,
             poolclass=sa.pool.NullPool,
             isolation_level="AUTOCOMMIT",
-            connect_args=self.dialect.lock_session_args(self.url),
+            connect_args=self.dialect.lock_session_args(self.url, timeout),
         )
 
 

@@ -1,10 +1,23 @@
 """Named locks held by one dedicated database session: PostgreSQL advisory locks,
 MariaDB/MySQL GET_LOCK. They vanish when the session ends, so a process that dies or loses
-its connection frees its accounts for another process to take."""
+its connection frees its accounts for another process to take.
+
+A session whose packets are dropped (a cut network, not a refused connection) must not
+hang its holder, nor keep its locks for as long as TCP takes to give up. So every
+statement on it has a deadline (the driver's read timeout, or the socket hung up from a
+timer where the driver has none), it has TCP keepalives, and the server ends it when it
+has been silent for `idle_seconds`: the holder touches it before every poll, so only a
+holder that cannot reach the server goes silent that long, and its locks pass on.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import threading
+import zlib
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -19,34 +32,79 @@ NAMESPACE = 0x7265636F
 class LockSession:
     """One database session of its own, holding this process's account locks."""
 
-    def __init__(self, db: Database) -> None:
-        self._sql = sa.text(db.dialect.try_lock)
-        self._engine = db.lock_engine()
+    def __init__(self, db: Database, *, timeout: float, idle_seconds: float) -> None:
+        self._dialect = db.dialect
+        self._lock_sql = sa.text(db.dialect.try_lock)
+        self._setup = db.dialect.lock_session_setup(timeout, idle_seconds)
+        self._engine = db.lock_engine(timeout)
+        self._timeout = timeout
         self._connection: Connection | None = None
+        #: Where the recorder's tables live (schema or database): locks are per history.
+        self._scope: str | None = None
 
     def _session(self) -> Connection:
         if self._connection is None:
-            self._connection = self._engine.connect()
+            connection = self._engine.connect()
+            try:
+                for statement in self._setup:
+                    self._run(connection, sa.text(statement), {})
+                if self._scope is None:
+                    self._scope = str(self._run(connection, sa.text(self._dialect.lock_scope), {}))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                raise
+            self._connection = connection
         return self._connection
+
+    def _run(self, connection: Connection, statement: Any, params: dict[str, Any]) -> Any:
+        """One statement's first value, given up on after the deadline."""
+        driver = connection.connection.driver_connection
+        fd = self._dialect.session_socket(driver)
+        if fd is None:  # the driver's own read timeout bounds it
+            return _first(connection.execute(statement, params))
+        answered = threading.Event()
+        guard = threading.Lock()
+
+        def hang_up() -> None:
+            # Shutting the socket down wakes the driver with an error, as a dead server
+            # would; the session is dropped and taken again later.
+            with guard:
+                if not answered.is_set():
+                    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as dup:
+                        dup.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self._timeout, hang_up)
+        timer.daemon = True
+        timer.start()
+        try:
+            return _first(connection.execute(statement, params))
+        finally:
+            with guard:
+                answered.set()
+            timer.cancel()
 
     def alive(self) -> bool:
         """True while the session (and so every lock it holds) is intact."""
         if self._connection is None:
             return False
         try:
-            self._connection.execute(sa.text("SELECT 1"))
+            self._run(self._connection, sa.text("SELECT 1"), {})
         except exc.DBAPIError:
             self._drop()
             return False
         return True
 
-    def try_acquire(self, key: int, name: str) -> bool | None:
-        """Take the lock without waiting: True taken, False held elsewhere, None unreachable."""
+    def try_acquire(self, account: str) -> bool | None:
+        """Take the account's lock without waiting: True taken, False held elsewhere,
+        None unreachable."""
         try:
-            got = self._session().execute(
-                self._sql, {"namespace": NAMESPACE, "key": key, "name": name}
-            )
-            return bool(got.scalar())
+            session = self._session()
+            key = zlib.crc32(f"{self._scope}/{account}".encode()) & 0x7FFFFFFF
+            name = f"recorder/{key}/{self._scope}"[:64]  # MariaDB: server-wide names
+            params = {"namespace": NAMESPACE, "key": key, "name": name}
+            got = self._run(session, self._lock_sql, params)
+            return bool(got)
         except exc.DBAPIError:
             self._drop()
             return None
@@ -65,3 +123,7 @@ class LockSession:
                 self._connection.close()
         self._connection = None
         self._engine.dispose()
+
+
+def _first(result: Any) -> Any:
+    return result.scalar() if result.returns_rows else None

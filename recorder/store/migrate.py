@@ -7,7 +7,10 @@ loading Alembic (10 MB, 100 ms).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: The newest migration in migrations/versions (a test keeps the two in step).
 HEAD_REVISION = "0005"
+#: How long an upgrade waits for another one (another `db upgrade`, a starting daemon).
+UPGRADE_WAIT_SECONDS = 120.0
 
 
 def migrations_dir() -> Path:
@@ -58,11 +63,49 @@ def current_revision(db: Database) -> str | None:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Apply migrations up to `revision`."""
+    """Apply migrations up to `revision`, one upgrade at a time: a second one waits for
+    the first, then finds the schema current and does nothing."""
     from alembic import command
 
-    with db.transaction() as connection:
+    with db.transaction() as connection, _one_upgrade_at_a_time(db, connection):
         command.upgrade(_alembic_config(connection), revision)
+
+
+@contextlib.contextmanager
+def _one_upgrade_at_a_time(db: Database, connection: Connection) -> Iterator[None]:
+    """Hold the database's upgrade lock (Dialect.upgrade_lock) inside the transaction."""
+    take, release = db.dialect.upgrade_lock
+    deadline = time.monotonic() + UPGRADE_WAIT_SECONDS
+    waited = False
+    while not _taken(db.run(connection, take)):
+        if not waited:
+            log.info(
+                "Another recorder process is upgrading the schema at %s; waiting for it.",
+                db.display_url,
+            )
+            waited = True
+        if time.monotonic() > deadline:
+            raise SchemaError(
+                f"Another recorder process is still upgrading the schema at {db.display_url} "
+                f"after {UPGRADE_WAIT_SECONDS:.0f} s; try again when it has finished."
+            )
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        if release:
+            try:
+                db.run(connection, release).all()
+            except Exception:
+                connection.invalidate()  # closing the session frees the lock
+                raise
+
+
+def _taken(result: Any) -> bool:
+    """A lock statement's answer: true when taken; no row (SQLite's BEGIN) is taken."""
+    if not result.returns_rows:
+        return True
+    return bool(result.scalar())
 
 
 def downgrade(db: Database, revision: str) -> None:

@@ -2,8 +2,11 @@
 
 Pruning never touches the change log, and never removes a snapshot that recorded a change:
 holdings only change at those, so what an account held at any moment (`recorder at`)
-stays exactly answerable after pruning. What goes are the snapshots that only confirmed
-nothing had changed, beyond the last one of each hour or day.
+stays exactly answerable after pruning. Nor does it remove an account's first snapshot
+(one that held nothing records no change, yet without it `at` would find no snapshot at
+all), or the first after a gap in the recording (it shows when recording resumed). What
+goes are the snapshots that only confirmed nothing had changed, beyond the last one of
+each hour or day.
 """
 
 from __future__ import annotations
@@ -19,20 +22,28 @@ from recorder.store.database import Database
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+#: A gap is more than this many intervals without a snapshot (as reports/health.py says).
+GAP_INTERVALS = 2
 
 
-def to_delete(snapshots: Iterable[tuple[int, datetime, bool]], every: str) -> Iterator[int]:
-    """Ids to prune from (id, taken_at, recorded a change) in time order: everything but
-    the last snapshot of each period (in UTC) and those that recorded a change. Pure."""
+def to_delete(
+    snapshots: Iterable[tuple[int, datetime, bool]], every: str, gap: timedelta | None = None
+) -> Iterator[int]:
+    """Ids to prune from an account's (id, taken_at, recorded a change), all of them from
+    its first, in time order: everything but the last snapshot of each period (in UTC),
+    those that recorded a change, the first, and the first after more than `gap` without
+    a snapshot. Pure."""
     group: list[tuple[int, bool]] = []
-    current = None
+    current = previous = None
     for snapshot_id, taken_at, changed in snapshots:
         period = timespec.period_start(taken_at, every, UTC)
         if period != current and group:
             yield from _prunable(group)
             group = []
         current = period
-        group.append((snapshot_id, changed))
+        first = previous is None or (gap is not None and taken_at - previous > gap)
+        group.append((snapshot_id, changed or first))
+        previous = taken_at
     yield from _prunable(group)
 
 
@@ -47,15 +58,19 @@ def prune(
     keep_one_per: str,
     now: datetime,
     *,
+    interval_seconds: float | None = None,
     dry_run: bool = False,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Delete what the retention lets go, in short batches; returns how many snapshots."""
+    """Delete what the retention lets go, in short batches; returns how many snapshots.
+    With `interval_seconds`, the first snapshot after a gap (more than two intervals, as
+    `recorder gaps` counts them) is kept."""
     before = now - timedelta(days=keep_all_days)
+    gap = None if interval_seconds is None else timedelta(seconds=GAP_INTERVALS * interval_seconds)
     deleted = 0
     for name, account_id in history.resolve_accounts(db).items():
         candidates = maintenance.prune_candidates(db, account_id, before)
-        ids = list(to_delete(candidates, keep_one_per))
+        ids = list(to_delete(candidates, keep_one_per, gap))
         if dry_run:
             deleted += len(ids)
             continue

@@ -9,9 +9,10 @@ cost two thirds of a poll's write).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.engine import Connection
@@ -21,6 +22,8 @@ from recorder.diff import diff
 from recorder.errors import WriteRejectedError
 from recorder.store.database import Database
 from recorder.values import Change, Observation, Snapshot, Valuation, Written
+
+log = logging.getLogger(__name__)
 
 #: poll_errors.kind and .message are bounded: text from outside never grows a row.
 KIND_LIMIT = 32
@@ -89,6 +92,7 @@ def record(db: Database, observation: Observation, *, recorded_by: str, replay: 
             or _has_poll_error(db, connection, account, snapshot.taken_at, EMPTY_REPLY)
         ):
             return Written(None)  # written before a crash, journal not yet trimmed
+        snapshot = after_newest(db, connection, account, observation.account, snapshot)
         previous = previous_balances(db, connection, account, before=snapshot.taken_at)
         if snapshot.ambiguous and previous:
             first = _unconfirmed_empty_reply(db, connection, account, snapshot.taken_at)
@@ -105,6 +109,50 @@ def record(db: Database, observation: Observation, *, recorded_by: str, replay: 
         changes = diff(previous, snapshot.balances)
         snapshot_id = add_snapshot(db, connection, account, snapshot, changes, recorded_by)
     return Written(snapshot_id, changes)
+
+
+def after_newest(
+    db: Database, connection: Connection, account: int, name: str, snapshot: Snapshot
+) -> Snapshot:
+    """The clock rule: a poll is never stored before its account's newest snapshot. When
+    the clock went back (a bad NTP step, a restored VM), the poll is stamped one
+    microsecond after that snapshot, and a warning names both times: what it holds is
+    kept, and the change log stays the diff of consecutive snapshots in time order."""
+    found = db.run(
+        connection, "SELECT max(taken_at) FROM snapshots WHERE account_id = ?", (account,)
+    ).first()
+    if found is None or found[0] is None:
+        return snapshot
+    newest = db.dialect.time_from_storage(found[0])
+    if snapshot.taken_at > newest:
+        return snapshot
+    stamped = newest + timedelta(microseconds=1)
+    log.warning(
+        "%s: the clock went back: this poll was taken at %s by the system clock, not after "
+        "the account's newest snapshot of %s; it is stored at %s.",
+        name,
+        snapshot.taken_at.isoformat(),
+        newest.isoformat(),
+        stamped.isoformat(),
+        extra={"account": name},
+    )
+    return replace(snapshot, taken_at=stamped)
+
+
+def recorded_since(
+    db: Database, name: str, at: datetime, recorded_by: str
+) -> tuple[datetime, str | None] | None:
+    """The newest snapshot another process took of the account after `at`, as (taken_at,
+    recorded_by); None if there is none, or if a snapshot at `at` itself is stored (then
+    it is this poll, written before a crash)."""
+    account, stored = account_id(db, name), db.dialect.storage_time(at)
+    rows = db.rows(
+        "SELECT taken_at, recorded_by FROM snapshots WHERE account_id = ? AND taken_at > ? "
+        "AND (recorded_by IS NULL OR recorded_by <> ?) AND NOT EXISTS (SELECT 1 FROM "
+        "snapshots WHERE account_id = ? AND taken_at = ?) ORDER BY taken_at DESC LIMIT 1",
+        (account, stored, recorded_by, account, stored),
+    )
+    return (db.dialect.time_from_storage(rows[0][0]), rows[0][1]) if rows else None
 
 
 def _unconfirmed_empty_reply(

@@ -51,6 +51,16 @@ class Dialect:
     #: SQL taking a named lock without waiting, true when taken; parameters (SQLAlchemy's
     #: `:name` style): namespace, key, name.
     try_lock: ClassVar[str] = ""
+    #: Statements beginning a read-only transaction whose reads all see the database as
+    #: it was at the first of them, while writers go on (`db copy` reads a live source).
+    read_snapshot: ClassVar[tuple[str, ...]] = ()
+    #: Schema upgrades one at a time: a statement run first in the upgrade's transaction
+    #: that takes a lock without waiting (true when taken; no row: taken, having waited),
+    #: and one releasing it ("": the transaction's end does).
+    upgrade_lock: ClassVar[tuple[str, str]] = ("", "")
+    #: SQL naming where the recorder's tables live (schema or database): the account locks
+    #: of one history are apart from another's on the same server.
+    lock_scope: ClassVar[str] = ""
     #: The column types of amounts and times.
     amount_type: ClassVar[TypeEngine[Any]] = Text()
     time_type: ClassVar[TypeEngine[Any]] = DateTime()
@@ -149,9 +159,20 @@ class Dialect:
         """The file holding the database (None for a server, or SQLite in memory)."""
         return None
 
-    def lock_session_args(self, url: URL) -> dict[str, Any]:
-        """Connect arguments of the session that holds the account locks."""
+    def lock_session_args(self, url: URL, timeout: float) -> dict[str, Any]:
+        """Connect arguments of the session that holds the account locks: no wait on it
+        lasts much longer than `timeout` seconds, even when the network drops its packets."""
         return self.timeouts(url)
+
+    def lock_session_setup(self, timeout: float, idle_seconds: float) -> list[str]:
+        """Statements run when the lock session connects: statements on it time out, and
+        the server ends it (freeing its locks) once it has been silent `idle_seconds`."""
+        return []
+
+    def session_socket(self, driver_connection: Any) -> int | None:
+        """The socket of a driver connection, to hang up on a statement past its deadline;
+        None where the driver's own timeouts bound every wait."""
+        return None
 
     def streaming_cursor(self, raw: Any) -> Any:
         """A DBAPI cursor that streams rows instead of loading the whole result."""

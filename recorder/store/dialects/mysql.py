@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,16 @@ class MySQL(Dialect):
         "WHERE table_schema = DATABASE()"
     )
     try_lock = "SELECT GET_LOCK(:name, 0)"
+    read_snapshot = (
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+    )
+    lock_scope = "SELECT DATABASE()"
+    # A named lock outlives the implicit commits of MariaDB's DDL; it is released after.
+    upgrade_lock = (
+        "SELECT GET_LOCK(CONCAT('recorder-upgrade/', DATABASE()), 0)",
+        "SELECT RELEASE_LOCK(CONCAT('recorder-upgrade/', DATABASE()))",
+    )
     amount_type = mysql.DECIMAL(precision=65, scale=30)
     time_type = mysql.DATETIME(fsp=6)
     # Whatever the database's default: any character, compared exactly (migration 0004).
@@ -51,6 +62,14 @@ class MySQL(Dialect):
     def timeouts(self, url: URL) -> dict[str, Any]:
         timeouts = {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60}
         return {key: value for key, value in timeouts.items() if key not in url.query}
+
+    def lock_session_args(self, url: URL, timeout: float) -> dict[str, Any]:
+        # PyMySQL's socket timeouts bound every wait on the lock session.
+        args = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+        return {key: value for key, value in args.items() if key not in url.query}
+
+    def lock_session_setup(self, timeout: float, idle_seconds: float) -> list[str]:
+        return [f"SET SESSION wait_timeout = {max(1, math.ceil(idle_seconds))}"]
 
     def streaming_cursor(self, raw: Any) -> Any:
         import pymysql.cursors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +36,13 @@ class PostgreSQL(Dialect):
     )
     # The namespace is the first half of PostgreSQL's two-part advisory lock key.
     try_lock = "SELECT pg_try_advisory_lock(:namespace, :key)"
+    read_snapshot = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",)
+    lock_scope = "SELECT current_schema()"
+    # "recu": the recorder's upgrades, per schema; released when the transaction ends.
+    upgrade_lock = (
+        "SELECT pg_try_advisory_xact_lock(1919247221, hashtext(current_schema()))",
+        "",
+    )
     amount_type = postgresql.NUMERIC()
     time_type = postgresql.TIMESTAMP(timezone=True)
 
@@ -88,6 +96,39 @@ class PostgreSQL(Dialect):
 
     def timeouts(self, url: URL) -> dict[str, Any]:
         return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+
+    def lock_session_args(self, url: URL, timeout: float) -> dict[str, Any]:
+        # libpq: keepalives probe an idle session; tcp_user_timeout ends one whose data
+        # goes unacknowledged (both only see a real network; the deadline does the rest).
+        args = {
+            "connect_timeout": max(2, math.ceil(timeout)),  # libpq's least
+            "keepalives": 1,
+            "keepalives_idle": max(1, math.ceil(timeout)),
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+            "tcp_user_timeout": max(1000, int(timeout * 1000)),
+        }
+        return {key: value for key, value in args.items() if key not in url.query}
+
+    def lock_session_setup(self, timeout: float, idle_seconds: float) -> list[str]:
+        # Only the settings this server has (idle_session_timeout came in PostgreSQL 14).
+        settings = {
+            "statement_timeout": int(timeout * 1000),
+            "lock_timeout": int(timeout * 1000),
+            "idle_session_timeout": int(idle_seconds * 1000),
+            "tcp_keepalives_idle": max(1, math.ceil(timeout)),
+            "tcp_keepalives_interval": 1,
+            "tcp_keepalives_count": 3,
+        }
+        values = ", ".join(f"('{name}', '{value}')" for name, value in settings.items())
+        return [
+            "SELECT count(set_config(name, v.value, false)) FROM pg_settings "
+            f"JOIN (VALUES {values}) AS v(name, value) USING (name)"
+        ]
+
+    def session_socket(self, driver_connection: Any) -> int | None:
+        # psycopg has no client-side statement timeout: hang up on its socket instead.
+        return int(driver_connection.pgconn.socket)
 
     def streaming_cursor(self, raw: Any) -> Any:
         return raw.cursor(name="recorder_export")  # a server-side cursor

@@ -22,6 +22,11 @@ class SQLite(Dialect):
     outage_hint = "check that its file and folder exist and can be written, and the disk has room"
     orders_balances_by_key = True
     insert_ignoring = ("INSERT OR IGNORE", "")
+    # In WAL mode a read transaction sees the database as of its first read.
+    read_snapshot = ("BEGIN",)
+    # The write lock, taken at once (waiting out another writer up to busy_timeout): the
+    # whole upgrade is then one transaction no other writer can enter.
+    upgrade_lock = ("BEGIN IMMEDIATE", "")
 
     # Primary result codes (the low byte of an extended code) that refuse the data itself.
     _REFUSED_CODES = frozenset((SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE))
