@@ -19,7 +19,7 @@ from recorder.polling import locks
 from recorder.polling.buffer import OutageBuffer
 from recorder.polling.cycle import Poller
 from recorder.polling.daemon import Daemon
-from recorder.polling.writes import WritePath
+from recorder.polling.writes import WritePath, write_deadline
 from recorder.sources.coinw.client import CoinWClient
 from recorder.store.database import Database
 
@@ -58,6 +58,11 @@ def check_journal(path: Path | None) -> None:
     outage would be lost while the log promised the next run writes them."""
     if path is None:
         return
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"buffer_file {str(path)!r} is not a regular file; set buffer_file to a file "
+            'path (or to "" to keep buffered polls in memory only).'
+        )
     existed = path.exists()
     try:
         with open(path, "a", encoding="utf-8"):
@@ -127,14 +132,18 @@ def build(
         if client is None:
             client = open_client(settings, call_off)
             closing.append(client.close)
+        # A database that stops answering mid-write is an outage, not a hang.
+        db.deadline = write_deadline(settings.interval_seconds)
         journal = journal_path(settings, db)
         check_journal(journal)
         account_locks = locks.for_database(db, settings.interval_seconds)
         claims = locks.Claims(account_locks, ha=settings.ha)
         closing.append(claims.close)
+        buffer = OutageBuffer(journal, settings.buffer_max_snapshots, db.identity)
+        closing.append(buffer.close)
         writes = WritePath(
             db,
-            OutageBuffer(journal, settings.buffer_max_snapshots, db.identity),
+            buffer,
             claims=claims,
             recorded_by=instance_name(),
             retry_seconds=settings.interval_seconds,

@@ -135,3 +135,6 @@ def configure(level: str = "INFO", stream: TextIO | None = None, fmt: str = "tex
     # (with its signature), APScheduler every job start.
     for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # psycopg warns of its own follow-up errors ("pipeline aborted") beside the one the
+    # recorder reports.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)

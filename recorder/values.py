@@ -172,6 +172,8 @@ class PollOutcome:
     #: What this poll observed reached the database now (False: it waits in the outage
     #: buffer, or the database refused it).
     stored: bool = True
+    #: BUFFERED: whether the buffer journal holds it (False: memory only, lost at exit).
+    journaled: bool = False
 
     @property
     def ok(self) -> bool:

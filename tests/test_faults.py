@@ -109,6 +109,20 @@ def test_overload_is_retried_with_growing_delays_within_the_interval(
     assert counts(sqlite_db)["poll_errors"] == 1
 
 
+def test_retries_count_the_attempts_own_time_and_none_starts_past_half_the_interval(
+    built: app.Recorder, simulator: Simulator
+) -> None:
+    poller = built.poller
+    # Each attempt waits out its 1 s timeout: the delays alone would allow many more.
+    poller.settings = replace(poller.settings, interval_seconds=4, backoff_base_seconds=0.05)
+    simulator.add_fault(Fault.stall(3.0, times=None), API_KEY)
+    result = poller.poll(poller.settings.accounts[0])
+    assert result.error_kind == "timeout"
+    times = [r.at for r in simulator.requests("returnBalances")]
+    assert len(times) >= 2  # it was retried
+    assert times[-1] - times[0] <= 4 * 0.5 + 0.25  # but no retry started past the budget
+
+
 def test_the_daemon_keeps_its_schedule_through_a_run_of_faults(
     built: app.Recorder, simulator: Simulator, sqlite_db: Database
 ) -> None:

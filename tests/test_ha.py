@@ -76,11 +76,12 @@ def test_accounts_move_to_a_live_process_and_are_never_polled_twice(
         config.chmod(0o600)
         daemons: dict[str, subprocess.Popen[bytes]] = {}
         for n in range(3):
-            folder = tmp_path / f"node{n}"  # each process its own buffer journal
+            folder = tmp_path / f"node{n}"
             folder.mkdir()
+            journal = folder / "journal.jsonl"  # each process its own buffer journal
             process = subprocess.Popen(
                 [sys.executable, "-m", "recorder", "--config", str(config), "run"],
-                env={**os.environ, "HA_SECRET": SECRET},
+                env={**os.environ, "HA_SECRET": SECRET, "RECORDER_BUFFER_FILE": str(journal)},
                 cwd=folder,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +86,10 @@ def test_a_fragment_left_by_a_crash_never_swallows_the_next_line(tmp_path: Path)
         (line(prices={"BTC": "Infinity"}).encode(), "prices"),
         (line(account="../../etc").encode(), "account"),
         (line(error_kind="x' OR 1=1").encode(), "error_kind"),
+        (line(at="1970-01-01T00:00:00+00:00").encode(), "before 2000"),
+        (line(at="9999-12-31T23:59:59+00:00").encode(), "in the future"),
+        (line(at="9999-12-31T23:59:59-14:00").encode(), "out of range"),
+        (line(at="0001-01-01T00:00:00+14:00").encode(), "out of range"),
     ],
 )
 def test_an_unreadable_or_tampered_line_is_quarantined_and_the_rest_kept(
@@ -143,3 +150,100 @@ def test_what_waits_is_counted_on_exit_in_the_journal_and_in_memory_only(
     assert "2 poll(s) are still waiting for the database: 1 in the journal" in caplog.text
     assert "1 in memory only, which are lost now" in caplog.text
     assert counts(sqlite_db)["snapshots"] == 0
+
+
+def test_an_unreadable_line_the_quarantine_cannot_take_stays_in_the_journal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    good = to_line(entry("1"), DB)
+    path.write_text(good + "\n" + "{not json\n" + good + "\n")
+    Journal(path).quarantine_path.mkdir()  # cannot be appended to
+    with caplog.at_level(logging.ERROR):
+        buffer = OutageBuffer(path, 100, DB)
+    assert "could not be moved" in caplog.text
+    buffer.remove([next(iter(buffer))])  # the journal is rewritten: the line stays
+    assert "{not json" in path.read_text()
+    buffer.close()
+
+
+def test_another_process_cannot_use_the_same_journal(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from recorder.polling.buffer import OutageBuffer; "
+            f"b = OutageBuffer(pathlib.Path({str(path)!r}), 10, {DB!r}); "
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(ConfigError, match="Another recorder process uses the buffer journal"):
+            OutageBuffer(path, 100, DB)
+    finally:
+        holder.communicate("")
+    OutageBuffer(path, 100, DB).close()  # free again once that process has ended
+    assert not Journal(path).lock_path.exists()  # and closing leaves no lock file behind
+
+
+def test_a_lock_file_removed_under_a_waiting_process_is_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    first = Journal(path)
+    first.take()
+    stale = os.open(first.lock_path, os.O_RDWR)  # opened before the holder lets go
+    first.release()
+    second = Journal(path)
+    second.take()  # takes a new lock file at the path
+    try:
+        assert second.lock_path.exists()
+        assert os.fstat(stale).st_ino != os.stat(second.lock_path).st_ino
+        with pytest.raises(ConfigError, match="Another recorder process"):
+            _take_in_another_process(path)
+    finally:
+        os.close(stale)
+        second.release()
+
+
+def _take_in_another_process(path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pathlib; from recorder.polling.journal import Journal; "
+            f"Journal(pathlib.Path({str(path)!r})).take()",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "Another recorder process" in result.stderr:
+        raise ConfigError("Another recorder process holds it")
+
+
+def test_a_relative_sqlite_url_names_the_same_database_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = Database("sqlite:///recorder.db")
+    absolute = Database(f"sqlite:///{tmp_path / 'recorder.db'}")
+    assert relative.identity == absolute.identity
+    relative.close()
+    absolute.close()
+
+
+def test_what_is_in_memory_only_is_counted_right_after_it_is_written(disk: SmallDisk) -> None:
+    buffer = OutageBuffer(disk.path / "journal.jsonl", 100, DB)
+    buffer.add(entry("1"))
+    disk.fill()
+    lost = big()
+    buffer.add(lost)
+    disk.free()
+    buffer.remove([lost])  # written to the database after all
+    assert buffer.unsaved == 0 and buffer.saved() == 1 == len(buffer)
+    buffer.close()

@@ -222,3 +222,129 @@ def test_asking_for_a_currency_shows_it_in_every_spelling_it_was_held(
     assert result.exit_code == 0, result.output
     held = sorted(line.split(",")[2] for line in result.stdout.splitlines()[1:])
     assert held == ["BTC", "btc"]
+
+
+#: Triggers that refuse in the plainest way each server has: PL/pgSQL's RAISE EXCEPTION
+#: (SQLSTATE P0001) and SIGNAL SQLSTATE '45000' (error 1644), and CHECK constraints.
+PLAIN_REFUSALS = {
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.currency = 'REFUSE' "
+        "THEN RAISE EXCEPTION 'refused by a plain trigger'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON balances FOR EACH ROW EXECUTE FUNCTION refuse()",
+        "ALTER TABLE balances ADD CONSTRAINT small CHECK (amount < 1000000)",
+    ],
+    "mysql": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON balances FOR EACH ROW BEGIN IF NEW.currency = "
+        "'REFUSE' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a plain "
+        "trigger'; END IF; END",
+        "ALTER TABLE balances ADD CONSTRAINT small CHECK (amount < 1000000)",
+    ],
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+@pytest.mark.parametrize(
+    ("held", "said"), [({"REFUSE": "1"}, "plain trigger"), ({"BTC": "2000000"}, "small")]
+)
+def test_a_trigger_or_check_constraint_with_the_servers_own_codes_is_a_refusal(
+    backend: str, held: dict[str, str], said: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    with fresh_database(backend, tmp_path) as url:
+        db = open_db(url)
+        try:
+            with db.engine.begin() as connection:
+                for statement in PLAIN_REFUSALS[backend]:
+                    connection.exec_driver_sql(statement)
+            simulator.set_holdings(API_KEY, held)
+            built = recorder(settings_for(simulator.url, buffer_file=tmp_path / "j.jsonl"), db)
+            try:
+                first = built.poller.poll(built.settings.accounts[0])
+                simulator.set_holdings(API_KEY, {"ETH": "1"})
+                second = built.poller.poll(built.settings.accounts[0])
+            finally:
+                built.close()
+            assert first.error_kind == "rejected_by_database", first
+            ((message,),) = query(db, "SELECT message FROM poll_errors")
+            assert said in message
+            assert second.status is PollStatus.RECORDED
+            assert not (tmp_path / "j.jsonl").exists()
+        finally:
+            db.close()
+
+
+#: A trigger that fails one currency's rows with an error the recorder takes for an
+#: outage (a full disk), while every other write succeeds.
+UNRECOGNISED = {
+    "postgresql": [
+        "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.currency = 'POISON' "
+        "THEN RAISE EXCEPTION 'no room for poison' USING ERRCODE = '53100'; END IF; "
+        "RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER poison BEFORE INSERT ON balances FOR EACH ROW EXECUTE FUNCTION poison()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER poison BEFORE INSERT ON balances FOR EACH ROW BEGIN IF NEW.currency = "
+        "'POISON' THEN SIGNAL SQLSTATE 'HY000' SET MESSAGE_TEXT = 'no room for poison', "
+        "MYSQL_ERRNO = 1021; END IF; END"
+    ],
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_an_entry_that_fails_alone_holds_only_its_account_and_is_set_aside_after_three(
+    backend: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.add_account("other-key", SECRET, lambda n: {"ETH": str(n)})
+    simulator.set_holdings(API_KEY, {"POISON": "1"})
+    journal = tmp_path / "j.jsonl"
+    settings = settings_for(
+        simulator.url, buffer_file=journal, accounts=(account("a"), account("b", "other-key"))
+    )
+    with fresh_database(backend, tmp_path) as url:
+        db = open_db(url)
+        try:
+            with db.engine.begin() as connection:
+                for statement in UNRECOGNISED[backend]:
+                    connection.exec_driver_sql(statement)
+            built = recorder(settings, db)
+            try:
+                rounds = [[built.poller.poll(a) for a in settings.accounts] for _ in range(3)]
+                simulator.set_holdings(API_KEY, {"BTC": "1"})
+                later = [built.poller.poll(settings.accounts[0]) for _ in range(4)]
+            finally:
+                built.close()
+            # b is recorded at every poll, whatever a's entry does.
+            assert [r[1].status for r in rounds] == [PollStatus.RECORDED] * 3
+            assert [r[0].status for r in rounds] == [PollStatus.BUFFERED] * 3
+            rejected = query(db, "SELECT kind, message FROM poll_errors")
+            assert rejected and all(kind == "rejected_by_database" for kind, _ in rejected)
+            assert all("no room for poison" in message for _, message in rejected)
+            assert "no room for poison" in Journal(journal).quarantine_path.read_text()
+            # Once a's poison entries are set aside, its clean polls are recorded.
+            assert later[-1].status is PollStatus.RECORDED
+            held = query(
+                db,
+                "SELECT b.currency FROM balances b JOIN snapshots s ON s.id = b.snapshot_id "
+                "JOIN accounts a ON a.id = s.account_id WHERE a.name = 'a'",
+            )
+            assert ("POISON",) not in held and ("BTC",) in held
+        finally:
+            db.close()
+
+
+def test_an_account_name_the_database_refuses_is_a_refused_poll_not_a_crash(
+    sqlite_db: Database, simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with sqlite_db.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_main BEFORE INSERT ON accounts WHEN NEW.name = 'main' "
+            "BEGIN SELECT RAISE(ABORT, 'no such account here'); END"
+        )
+    built = recorder(settings_for(simulator.url), sqlite_db)
+    try:
+        outcome = built.poller.poll(built.settings.accounts[0])
+    finally:
+        built.close()
+    assert outcome.error_kind == "rejected_by_database"
+    assert "no such account here" in caplog.text
+    assert counts(sqlite_db)["snapshots"] == 0

@@ -58,7 +58,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
 
 
 def start(simulator: Simulator, url: str, folder: Path, *, ha: bool) -> subprocess.Popen[bytes]:
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     env = {
         "COINW_API_KEY": API_KEY,
         "COINW_SECRET_KEY": SECRET,

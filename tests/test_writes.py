@@ -78,6 +78,7 @@ def test_polls_on_a_full_disk_wait_and_are_written_in_order_after(
         outcomes = [poll() for _ in range(3)]
         assert [o.status for o in outcomes] == [PollStatus.BUFFERED] * 3
         assert "disk is full" in caplog.text  # the database's own reason
+        assert "the disk holding it is full" in caplog.text  # and what it means
         assert len((tmp_path / "journal.jsonl").read_text().splitlines()) == 3
         disk.free()
         # The database is knocked on again once per interval: the next poll after it.
@@ -147,9 +148,8 @@ def test_a_read_only_disk_under_the_database_keeps_polls_in_the_journal(
     down = runner.invoke(cli, ["poll"], env=env)
     assert down.exit_code == 1 and "Traceback" not in down.output
     assert "waits in the buffer journal" in down.stderr
-    assert (
-        "readonly" in down.stderr or "read-only" in down.stderr or "unable to open" in down.stderr
-    )
+    # SQLite says "unable to open database file" or "disk I/O error": the disk is named.
+    assert "the file system holding it is mounted read-only" in down.stderr
     assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 1
     disk.writable()
     assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
@@ -157,3 +157,45 @@ def test_a_read_only_disk_under_the_database_keeps_polls_in_the_journal(
     assert counts(database)["snapshots"] == 3
     database.close()
     assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_a_poll_that_neither_the_database_nor_a_journal_can_keep_says_it_is_lost(
+    disk: SmallDisk, env: dict[str, str], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from recorder.cli import cli
+
+    url = f"sqlite:///{disk.path / 'recorder.db'}"
+    config = tmp_path / "recorder.toml"
+    config.write_text('buffer_file = ""\n')  # memory only
+    env = {**env, "RECORDER_DATABASE_URL": url, "RECORDER_CONFIG": str(config)}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["poll"], env=env).exit_code == 0
+    disk.read_only()
+    try:
+        down = runner.invoke(cli, ["poll"], env=env)
+    finally:
+        disk.writable()
+    assert down.exit_code == 1
+    assert "could not be kept in the buffer journal" in down.stderr
+    assert "is lost now" in down.stderr and "waits in the buffer journal" not in down.stderr
+
+
+def test_the_database_is_not_said_to_be_back_when_nothing_was_written(
+    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recorder.errors import DatabaseUnavailableError
+    from recorder.polling.locks import FileLocks
+
+    (tmp_path / "locks").mkdir()  # a lock file that cannot be opened: no claim is known
+    journal = tmp_path / "journal.jsonl"
+    OutageBuffer(journal, 100).add(observation(1, "1"))
+    path = write_path(sqlite_db, journal, FileLocks(tmp_path / "locks"))
+    path.outage.failed(DatabaseUnavailableError("away"), logged=True)
+    with caplog.at_level(logging.INFO):
+        stored = path.store(observation(2, "2"))
+    assert stored.written is None  # waits behind the entry it could not write
+    assert "is back" not in caplog.text
+    assert "the lock file" in caplog.text and "cannot be opened" in caplog.text
+    assert counts(sqlite_db)["snapshots"] == 0

@@ -36,13 +36,13 @@ def run(state: State, metrics_port: int | None) -> None:
     settings.require_accounts()
     port = metrics_port if metrics_port is not None else settings.metrics.port
     with app.running(settings, metrics_port=port, health=health_check(settings)) as recorder:
-        finished = recorder.daemon.run()
-    if not finished:
-        # A poll thread is stuck (the database does not answer): Python would wait for it
-        # at exit, and SIGTERM must end the recorder within 10 s. Everything worth keeping
-        # is in the journal already (each entry is synced as it is added).
-        logging.shutdown()
-        os._exit(0)
+        if not recorder.daemon.run():
+            # A poll thread is stuck (the database does not answer): closing would wait for
+            # its connection and Python for the thread, and SIGTERM must end the recorder
+            # within 10 s. Everything worth keeping is in the journal already (each entry
+            # is synced as it is added).
+            logging.shutdown()
+            os._exit(0)
 
 
 @cli.command()
@@ -69,10 +69,15 @@ def _report(outcome: PollOutcome) -> bool:
         click.echo(f"{outcome.account}: poll failed: {text.safe(outcome.error)}", err=True)
         return False
     if outcome.status is PollStatus.BUFFERED:
+        if outcome.journaled:
+            where = "waits in the buffer journal and the next run or poll writes it"
+        else:
+            where = (
+                "could not be kept in the buffer journal (see the log above, or buffer_file "
+                'is "") and is lost now'
+            )
         click.echo(
-            f"{outcome.account}: the database is unavailable; the snapshot waits in the "
-            "buffer journal and the next run or poll writes it.",
-            err=True,
+            f"{outcome.account}: the database is unavailable; the snapshot {where}.", err=True
         )
         return False
     assert outcome.snapshot is not None

@@ -33,14 +33,26 @@ class OutageBuffer:
         self.database = database
         self._file = Journal(journal) if journal is not None else None
         self._entries: deque[Observation] = deque()
-        #: Entries kept in memory only, because the journal could not be written.
-        self.unsaved = 0
+        #: Entries (by id) kept in memory only, because the journal could not be written.
+        self._unsaved: set[int] = set()
+        #: Unreadable journal lines the quarantine file could not take: kept in the journal.
+        self._stuck: list[str] = []
         self._lock = threading.RLock()
         if self._file is not None:
-            self._load(self._file)
+            self._file.take()
+            try:
+                self._load(self._file)
+            except BaseException:
+                self._file.release()
+                raise
+
+    def close(self) -> None:
+        """Let go of the journal (what it holds stays for the next run)."""
+        if self._file is not None:
+            self._file.release()
 
     def _load(self, journal: Journal) -> None:
-        entries, bad = journal.read()
+        entries, bad, self._stuck = journal.read()
         foreign = {e.database for e in entries if e.database not in (None, self.database)}
         if foreign:
             raise ConfigError(
@@ -66,6 +78,21 @@ class OutageBuffer:
                 journal.quarantine_path,
             )
             self._rewrite()
+        if self._stuck:
+            log.error(
+                "%d unreadable line(s) of the buffer journal %s could not be moved to %s; "
+                "they stay in the journal (nothing of them reaches the history). Free space "
+                "or fix the permissions there, then restart to move them.",
+                len(self._stuck),
+                journal.path,
+                journal.quarantine_path,
+            )
+
+    @property
+    def unsaved(self) -> int:
+        """How many entries exist in memory only."""
+        with self._lock:
+            return len(self._unsaved)
 
     def __len__(self) -> int:
         with self._lock:
@@ -93,10 +120,11 @@ class OutageBuffer:
             dropped = []
             while len(self._entries) >= self.capacity:
                 dropped.append(self._drop_one())
+            self._unsaved -= {id(gone) for gone in dropped}
             self._entries.append(entry)
             saved = self._rewrite() if dropped else self._append(entry)
             if not saved:
-                self.unsaved += 1
+                self._unsaved.add(id(entry))
             return dropped, saved
 
     def _drop_one(self) -> Observation:
@@ -128,6 +156,7 @@ class OutageBuffer:
         with self._lock:
             gone = {id(entry) for entry in done}
             self._entries = deque(e for e in self._entries if id(e) not in gone)
+            self._unsaved -= gone
             self._rewrite()
 
     def discard(self, account: str) -> int:
@@ -165,7 +194,8 @@ class OutageBuffer:
         if self._file is None:
             return False
         try:
-            self._file.rewrite(to_line(entry, self.database) for entry in self._entries)
+            lines = [to_line(entry, self.database) for entry in self._entries]
+            self._file.rewrite(self._stuck + lines)
         except OSError as error:
             log.error(
                 "Could not rewrite the buffer journal %s (%s); what it holds may be written "
@@ -174,13 +204,13 @@ class OutageBuffer:
                 error.strerror,
             )
             return False
-        self.unsaved = 0
+        self._unsaved.clear()
         return True
 
     def saved(self) -> int:
         """How many entries the journal holds (the rest are in memory only)."""
         with self._lock:
-            return 0 if self._file is None else len(self._entries) - self.unsaved
+            return 0 if self._file is None else len(self._entries) - len(self._unsaved)
 
 
 def _same_holdings(a: Observation, b: Observation) -> bool:

@@ -127,7 +127,9 @@ class Poller:
                 outcome, status=PollStatus.FAILED, error=error, error_kind=REJECTED, stored=False
             )
         if written is None:
-            return replace(outcome, status=PollStatus.BUFFERED, stored=False)
+            return replace(
+                outcome, status=PollStatus.BUFFERED, stored=False, journaled=stored.journaled
+            )
         if written.failure is not None:
             kind, message = written.failure
             empty = EmptyReplyError(message)
@@ -159,7 +161,7 @@ class Poller:
     def _fetch(self, account: AccountConfig) -> Snapshot:
         budget = self.settings.interval_seconds * RETRY_BUDGET_SHARE
         delays = backoff_delays(self.settings.backoff_base_seconds, budget)
-        attempt = 1
+        attempt, began = 1, time.monotonic()
         while True:
             try:
                 return self.client.fetch_balances(
@@ -169,6 +171,9 @@ class Poller:
                 delay = next(delays, None) if error.retryable else None
                 if isinstance(error, RateLimitError) and error.retry_after and delay is not None:
                     delay = max(delay, error.retry_after) if error.retry_after < budget else None
+                # The attempts' own time counts too: no retry starts past the budget.
+                if delay is not None and time.monotonic() - began + delay > budget:
+                    delay = None
                 if delay is None or self.stopping.is_set():
                     if attempt > 1:
                         error.args = (f"{error} (after {attempt} attempts)",)

@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from recorder.config import AccountConfig, Settings
-from recorder.errors import StoreError
+from recorder.errors import SchemaError, StoreError
 from recorder.polling import systemd
 from recorder.polling.cycle import Poller, utc_now
 from recorder.store import maintenance, retention
@@ -88,7 +88,11 @@ class Daemon:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._on_signal)
-        self.poller.writes.prepare()
+        # The schema is checked beside the first polls, not before them: a database that
+        # does not answer must neither delay recording (polls wait in the buffer) nor
+        # SIGTERM. A schema newer than this program stops the daemon.
+        refused: list[SchemaError] = []
+        threading.Thread(target=self._prepare, args=(refused,), name="prepare", daemon=True).start()
         scheduler = self._scheduler(accounts)
         log.info(
             "Recording %d account%s (%s) every %g s into %s.",
@@ -114,7 +118,16 @@ class Daemon:
             finished = self._wait_for_polls()
             self._report_buffer()
             log.info("Stopped.")
+        if refused:
+            raise refused[0]
         return finished
+
+    def _prepare(self, refused: list[SchemaError]) -> None:
+        try:
+            self.poller.writes.prepare()
+        except SchemaError as error:
+            refused.append(error)
+            self.stopping.set()
 
     def _wait_for_polls(self) -> bool:
         """Let the polls in flight finish; call off their requests if they take too long;

@@ -13,18 +13,19 @@ left by a crash is closed with a newline before the next line, so it never swall
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from recorder import amounts, text
-from recorder.errors import InvalidAmountError, PollError
+from recorder.errors import ConfigError, InvalidAmountError, PollError
 from recorder.sources.coinw.parse import check_currency, parse_amount
 from recorder.values import Observation, Snapshot, Valuation
 
@@ -32,6 +33,10 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
 _KIND = re.compile(r"[a-z][a-z_]{0,31}")
 #: How long a message read back may be (the store bounds what it writes the same way).
 _MESSAGE_LIMIT = 1000
+#: A poll's time read back lies between these and at most a day ahead of the clock: the
+#: history never gets a snapshot from 1970 or 9999 out of a tampered line.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_AHEAD = timedelta(days=1)
 
 
 class JournalLineError(ValueError):
@@ -92,6 +97,12 @@ def _time(value: Any) -> datetime:
         raise JournalLineError("'at' is not a time") from None
     if moment.tzinfo is None:
         raise JournalLineError("'at' has no time zone")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise JournalLineError("'at' is out of range") from None
+    if not _EARLIEST <= moment <= datetime.now(UTC) + _AHEAD:
+        raise JournalLineError(f"'at' ({value}) is before 2000 or in the future")
     return moment
 
 
@@ -161,6 +172,15 @@ def from_line(line: str) -> Entry:
         raise JournalLineError("an amount is malformed") from None
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file is still the one at the path."""
+    try:
+        held, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
@@ -171,14 +191,55 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.quarantine_path = path.with_name(path.name + ".quarantine")
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._lock: int | None = None
 
-    def read(self) -> tuple[list[Entry], int]:
-        """Every readable line, in order, and how many went to the quarantine file."""
+    def take(self) -> None:
+        """Hold the journal for this process: two processes appending to and rewriting one
+        file would drop each other's lines. ConfigError if another holds it."""
+        import fcntl
+
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as error:
+                raise ConfigError(
+                    f"The buffer journal's lock file {str(self.lock_path)!r} cannot be opened "
+                    f"({error.strerror}); set buffer_file to a file in a folder this user "
+                    "can write."
+                ) from None
+            try:
+                # A POSIX lock: per process, so only another process is kept out.
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise ConfigError(
+                    f"Another recorder process uses the buffer journal {str(self.path)!r}; "
+                    "stop it, or give this configuration its own buffer_file."
+                ) from None
+            # The holder before us removes the lock file when it lets go; a lock on a file
+            # that is no longer at the path keeps nobody out, so take the new one instead.
+            if _same_file(fd, self.lock_path):
+                self._lock = fd
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        """Let another process hold the journal, leaving no lock file behind."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self.lock_path.unlink()  # while still held: nobody can have locked it since
+            os.close(self._lock)  # closing the file releases its lock
+            self._lock = None
+
+    def read(self) -> tuple[list[Entry], int, list[str]]:
+        """Every readable line, in order; how many went to the quarantine file; and the
+        unreadable lines that could not be moved there (they must stay in the journal)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return [], 0
-        entries, bad = [], 0
+            return [], 0, []
+        entries, bad, stuck = [], 0, []
         for number, line in enumerate(raw.split(b"\n"), 1):
             if not line.strip():
                 continue
@@ -186,25 +247,15 @@ class Journal:
                 entries.append(from_line(line.decode("utf-8")))
             except (UnicodeDecodeError, JournalLineError) as error:
                 bad += 1
-                self.quarantine(line.decode("utf-8", "replace"), f"line {number}: {error}")
-        return entries, bad
+                text_line = line.decode("utf-8", "replace")
+                if not self.quarantine(text_line, f"line {number}: {error}"):
+                    stuck.append(text_line)
+        return entries, bad, stuck
 
     def append(self, line: str) -> None:
         """Add one line, synced to disk; OSError if it could not be (nothing half-written
         is left behind)."""
-        data = line.encode("utf-8") + b"\n"
-        with open(self.path, "ab") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size and _last_byte(self.path, size) != b"\n":
-                data = b"\n" + data  # close a fragment left by a crash
-            try:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            except OSError:
-                handle.truncate(size)  # cut a short write back off: lines stay whole
-                raise
-        os.chmod(self.path, 0o600)
+        _append_line(self.path, line)
 
     def rewrite(self, lines: Iterable[str]) -> None:
         """Replace the whole journal atomically (the old one or the new one, never half)."""
@@ -228,11 +279,7 @@ class Journal:
         that cannot be written."""
         record = json.dumps({"reason": reason, "line": line}, separators=(",", ":"))
         try:
-            with open(self.quarantine_path, "a", encoding="utf-8") as handle:
-                handle.write(record + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(self.quarantine_path, 0o600)
+            _append_line(self.quarantine_path, record)
         except OSError:
             return False
         return True
@@ -256,7 +303,25 @@ def waiting(path: Path | None) -> tuple[int, datetime | None]:
     return len(lines), min(times, default=None)
 
 
-def _last_byte(path: Path, size: int) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(size - 1)
-        return handle.read(1)
+def _append_line(path: Path, line: str) -> None:
+    """Append one line to a file readable by its owner only, synced; OSError if it could
+    not be, with nothing half-written left behind: a short write (a full disk) is cut back
+    off, and a fragment left by a crash is closed first, so lines stay whole."""
+    data = line.encode("utf-8") + b"\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

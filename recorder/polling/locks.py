@@ -38,6 +38,9 @@ def lock_key(account: str) -> int:
 class AccountLocks:
     """Locks nothing: for databases the recorder has to itself (SQLite in memory)."""
 
+    #: Why a claim was UNKNOWN, for the log.
+    trouble = "the account locks cannot be checked"
+
     def claim(self, account: str) -> Claim:
         """Try to hold the account's lock (keeping it if already ours)."""
         return Claim.HELD
@@ -61,16 +64,22 @@ class FileLocks(AccountLocks):
         with self._lock:
             if account in self._held:
                 return Claim.HELD
-            try:
-                if self._file is None:
+            if self._file is None:
+                try:
                     self._file = open(self.path, "ab")  # noqa: SIM115 - held until close()
                     os.chmod(self.path, 0o600)
+                except OSError as error:
+                    # No lock file at all (a read-only or full disk, no permission): the
+                    # database beside it will say more when it is written.
+                    self.trouble = f"the lock file {self.path} cannot be opened ({error.strerror})"
+                    return Claim.UNKNOWN
+            try:
                 fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, lock_key(account))
             except OSError as error:
-                # Held by another process, or no lock file at all (a read-only or full
-                # disk): the database beside it will say more when it is written.
-                busy = error.errno in (errno.EACCES, errno.EAGAIN)
-                return Claim.BUSY if busy else Claim.UNKNOWN
+                if error.errno in (errno.EACCES, errno.EAGAIN):  # held by another process
+                    return Claim.BUSY
+                self.trouble = f"the lock file {self.path} cannot be locked ({error.strerror})"
+                return Claim.UNKNOWN
             self._held.add(account)
             return Claim.HELD
 
@@ -84,6 +93,8 @@ class FileLocks(AccountLocks):
 
 class DatabaseLocks(AccountLocks):
     """Locks held by a dedicated database session; lost when that session is."""
+
+    trouble = "the database that holds the account locks is unreachable"
 
     def __init__(self, session: LockSession) -> None:
         self._session = session
@@ -148,8 +159,9 @@ class Claims:
             )
         elif claim is Claim.UNKNOWN:
             log.warning(
-                "%s: the database that holds the account locks is unreachable; %s",
+                "%s: %s; %s",
                 account,
+                self.locks.trouble,
                 "not polling this account (ha = true) until its lock can be taken again, "
                 "so that no two processes record it."
                 if self.ha

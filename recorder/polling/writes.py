@@ -14,15 +14,18 @@ the database answers decides what happens next:
   entry refused on its way in goes the same way, and a copy goes to the quarantine file
   beside the journal.
 
+An error the database does not mark as a refusal, while it answers a question at once,
+may still be about the data: that account alone waits while the others go on (outage.py).
+
 Order matters within an account (each snapshot is diffed against the one before), not
 across accounts: an account whose entries cannot be written yet never holds up another.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,16 +33,35 @@ from recorder import text
 from recorder.errors import SchemaError, StoreError, WriteRejectedError
 from recorder.polling.buffer import OutageBuffer
 from recorder.polling.locks import Claim, Claims
+from recorder.polling.outage import Outage
 from recorder.store import migrate, writes
 from recorder.store.database import Database
 from recorder.values import Observation, Written
 
 log = logging.getLogger(__name__)
 
-#: Longest pause between two knocks on a database that is away.
-MAX_RETRY_SECONDS = 30.0
+#: Seconds a write (or a question of the write path) may take before its connection is
+#: hung up on and the poll waits in the buffer: the interval, within these bounds (far
+#: beyond any healthy write, and no poll held for long behind a silent database).
+WRITE_SECONDS = (5.0, 20.0)
+
+
+def write_deadline(interval_seconds: float) -> float:
+    """How long one write may take, for a daemon polling every `interval_seconds`."""
+    low, high = WRITE_SECONDS
+    return min(max(interval_seconds, low), high)
+
+
 #: poll_errors.kind of a poll whose data the database refused.
 REJECTED = WriteRejectedError.kind
+
+
+class _Replay(enum.Enum):
+    """Why a buffered entry was not written."""
+
+    AWAY = "the database is away"
+    HELD = "its account waits"
+    SUPERSEDED = "another process recorded after it; dropped"
 
 
 @dataclass
@@ -73,28 +95,28 @@ class WritePath:
         self.buffer = buffer
         self.claims = claims
         self.recorded_by = recorded_by
-        self.retry_seconds = min(retry_seconds, MAX_RETRY_SECONDS)
+        self.outage = Outage(db, retry_seconds)
         self._gate = threading.Lock()
         self._schema_ready = False
-        self._down_since: float | None = None
-        self._retry_at = 0.0
         #: Buffered snapshots dropped because another process recorded after them.
         self.superseded = 0
 
     def prepare(self) -> None:
         """Bring the schema up to date now (at start); if the database is away, say so and
-        let the buffer hold the polls until it is back. A newer schema is refused."""
-        try:
-            self._ensure_schema()
-        except SchemaError:
-            raise
-        except StoreError as error:
-            log.error(
-                "%s Recording starts anyway; polls are kept in the local buffer until "
-                "the database is back.",
-                error,
-            )
-            self._failed(error, logged=True)
+        let the buffer hold the polls until it is back. A newer schema is refused. Polls
+        wait for it to finish."""
+        with self._gate:
+            try:
+                self._ensure_schema()
+            except SchemaError:
+                raise
+            except StoreError as error:
+                log.error(
+                    "%s Recording starts anyway; polls are kept in the local buffer until "
+                    "the database is back.",
+                    error,
+                )
+                self.outage.failed(error, logged=True)
 
     def store(self, observation: Observation) -> Stored:
         """Write `observation` after what its account has buffered, or keep it."""
@@ -104,12 +126,13 @@ class WritePath:
                 try:
                     written = self._write(observation, replay=False)
                 except WriteRejectedError as error:
-                    self._answered()
+                    self.outage.answered()
                     return Stored(self._rejected(observation, error), replayed, error.reason)
                 except StoreError as error:
-                    self._failed(error)
+                    if not self.outage.failed_alone(observation, error):
+                        self.outage.failed(error)
                 else:
-                    self._answered()
+                    self.outage.answered()
                     return Stored(written, replayed)
             return Stored(None, replayed, journaled=self._keep(observation))
 
@@ -126,7 +149,9 @@ class WritePath:
 
     def _write(self, observation: Observation, *, replay: bool) -> Written:
         self._ensure_schema()
-        return writes.record(self.db, observation, recorded_by=self.recorded_by, replay=replay)
+        written = writes.record(self.db, observation, recorded_by=self.recorded_by, replay=replay)
+        self.outage.wrote(observation)
+        return written
 
     def _rejected(self, observation: Observation, error: WriteRejectedError) -> Written:
         """The database refused the data itself: store one poll_errors row in its place."""
@@ -143,8 +168,10 @@ class WritePath:
         stand_in = Observation.of_failure(observation.account, observation.at, REJECTED, message)
         try:
             return self._write(stand_in, replay=True)
-        except WriteRejectedError as again:  # even the error row: nothing more can be stored
-            log.error("%s: the database refused that record too (%s).", stand_in.account, again)
+        except StoreError as again:  # even the error row: nothing more can be stored
+            log.error(
+                "%s: the database did not take that record either (%s).", stand_in.account, again
+            )
             return Written(None)
 
     def _drain(self, replayed: list[tuple[Observation, Written]]) -> bool:
@@ -152,36 +179,29 @@ class WritePath:
         snapshot to `replayed`; False while the database is away."""
         if not len(self.buffer):
             return True
-        if time.monotonic() < self._retry_at:
+        if not self.outage.may_knock():
             return False
         done: list[Observation] = []
         held: set[str] = set()  # accounts whose next entry cannot be written yet
+        answered = False
         try:
             for entry in self.buffer:
                 if entry.account in held:
                     continue
-                claim = self.claims.claim(entry.account)
-                if claim is Claim.BUSY:
-                    self._taken_over(entry.account)
-                    held.add(entry.account)
-                    continue
-                if claim is Claim.UNKNOWN:
-                    held.add(entry.account)
-                    continue
-                try:
-                    if self._recorded_over(entry):
-                        self.buffer.remove([entry])
-                        continue
-                    written = self._write(entry, replay=True)
-                except WriteRejectedError as error:
-                    written = self._quarantined(entry, error)
-                except StoreError as error:
-                    self._failed(error)
+                written = self._replay(entry)
+                if written is _Replay.AWAY:
                     return False
+                if written is _Replay.HELD:
+                    held.add(entry.account)
+                    continue
+                answered = True
+                if written is _Replay.SUPERSEDED:
+                    continue
                 done.append(entry)
                 if entry.is_snapshot:
                     replayed.append((entry, written))
-            self._answered()
+            if answered:
+                self.outage.answered()
             return True
         finally:
             self.buffer.remove(done)
@@ -192,6 +212,33 @@ class WritePath:
                     "" if len(done) == 1 else "s",
                     len(self.buffer),
                 )
+
+    def _replay(self, entry: Observation) -> Written | _Replay:
+        """Write one buffered entry: what it wrote, or why it did not."""
+        claim = self.claims.claim(entry.account)
+        if claim is Claim.BUSY:
+            self._taken_over(entry.account)
+        if claim in (Claim.BUSY, Claim.UNKNOWN):
+            return _Replay.HELD
+        try:
+            if self._recorded_over(entry):
+                self.buffer.remove([entry])
+                return _Replay.SUPERSEDED
+            return self._write(entry, replay=True)
+        except WriteRejectedError as error:
+            return self._quarantined(entry, error)
+        except StoreError as error:
+            return self._not_written(entry, error)
+
+    def _not_written(self, entry: Observation, error: StoreError) -> Written | _Replay:
+        """A buffered entry's write failed: the database is away, or the entry waits, or
+        it has failed too often while others were written and is set aside as refused."""
+        if not self.outage.failed_alone(entry, error):
+            self.outage.failed(error)
+            return _Replay.AWAY
+        if self.outage.struck_out(entry):
+            return self._quarantined(entry, WriteRejectedError(str(error), error.reason))
+        return _Replay.HELD
 
     def _recorded_over(self, entry: Observation) -> bool:
         """Whether another process recorded the account after this buffered snapshot was
@@ -218,7 +265,16 @@ class WritePath:
 
     def _quarantined(self, entry: Observation, error: WriteRejectedError) -> Written:
         where = self.buffer.quarantine(entry, f"refused by the database: {error.reason}")
-        if where is not None:
+        if where is None and self.buffer.journal is not None:
+            log.error(
+                "%s: %s was refused by the database, and no copy of it could be kept beside "
+                "the journal (%s.quarantine cannot be written).",
+                entry.account,
+                entry.describe(),
+                self.buffer.journal,
+                extra={"account": entry.account},
+            )
+        elif where is not None:
             log.error(
                 "%s: %s was refused by the database; a copy is kept in %s for you to look at "
                 "(the entries behind it go on).",
@@ -263,20 +319,3 @@ class WritePath:
             extra={"account": observation.account},
         )
         return journaled
-
-    def _failed(self, error: StoreError, *, logged: bool = False) -> None:
-        if not logged:
-            if isinstance(error, SchemaError):
-                log.error("%s", error)
-            elif self._down_since is None:
-                log.error("%s Polls are kept in the local buffer until it is back.", error)
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-        # Do not knock on a dead database for every poll: at most once per interval.
-        self._retry_at = time.monotonic() + self.retry_seconds
-
-    def _answered(self) -> None:
-        if self._down_since is not None:
-            log.info("The database is back after %.0f s.", time.monotonic() - self._down_since)
-        self._down_since = None
-        self._retry_at = 0.0

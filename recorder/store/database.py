@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -55,14 +57,16 @@ class Database:
         self.url = dialects.parse_url(url)
         self.dialect = dialects.for_url(self.url)
         self.display_url = self.url.render_as_string(hide_password=True)
-        #: Names this database in files that belong to it (the outage journal): 16 hex
-        #: digits from its URL without the password.
-        self.identity = hashlib.sha256(self.display_url.encode()).hexdigest()[:16]
         if self.url.password:
             # A driver's error text may quote it outside a URL, where display_url cannot help.
             secret.register(str(self.url.password))
         #: The SQLite file, or None for a server (or an in-memory database).
         self.path = self.dialect.database_file(self.url)
+        #: Names this database in files that belong to it (the outage journal): 16 hex
+        #: digits from its URL without the password (a SQLite file by its absolute path,
+        #: whichever folder a relative URL was given from).
+        named = self.display_url if self.path is None else f"sqlite:///{self.path}"
+        self.identity = hashlib.sha256(named.encode()).hexdigest()[:16]
         if self.path is not None and not self.path.parent.is_dir():
             raise ConfigError(
                 f"The folder for the SQLite database {str(self.path)!r} does not exist; "
@@ -78,6 +82,11 @@ class Database:
         self._readers_lock = threading.Lock()
         self._all_readers: list[Any] = []
         self._read_engine: Engine | None = None
+        #: Seconds a write transaction or a question may take before its connection is hung
+        #: up on (an outage); None: no limit. The daemon sets it: a database whose network
+        #: drops every packet must not hold the recording, nor SIGTERM, for as long as TCP
+        #: takes to give up (many minutes).
+        self.deadline: float | None = None
 
     def _engine(self, options: dict[str, Any]) -> Engine:
         try:
@@ -126,6 +135,9 @@ class Database:
             return WriteRejectedError(
                 f"The database at {self.display_url} refused the write ({reason}).", reason
             )
+        diagnosis = self.dialect.diagnose(error, self.path)
+        if diagnosis:
+            reason = f"{reason}: {diagnosis}"
         return DatabaseUnavailableError(
             f"The database at {self.display_url} is unavailable ({reason}); "
             f"{self.dialect.outage_hint}.",
@@ -135,9 +147,18 @@ class Database:
     # -- writes --------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One write transaction: everything run on the connection commits together."""
-        with self._write_lock, self.translated(), self.engine.begin() as connection:
+    def transaction(self, *, bounded: bool = True) -> Iterator[Connection]:
+        """One write transaction: everything run on the connection commits together,
+        within `deadline` unless not `bounded` (a schema migration takes what it takes)."""
+        deadline = self.deadline if bounded else None
+        with (
+            self._write_lock,
+            self.translated(),
+            self.engine.connect() as connection,
+            # The deadline covers the COMMIT too.
+            hung_up_after(self.dialect, connection.connection.driver_connection, deadline),
+            connection.begin(),
+        ):
             yield connection
 
     def run(
@@ -184,9 +205,11 @@ class Database:
         """A DBAPI cursor on this thread's kept connection (use `dialect.sql` on statements)."""
         try:
             with self.translated():
-                cursor = self._reader().cursor()
+                reader = self._reader()
+                cursor = reader.cursor()
                 try:
-                    yield cursor
+                    with hung_up_after(self.dialect, reader.driver_connection, self.deadline):
+                        yield cursor
                 finally:
                     cursor.close()
         except StoreError:
@@ -226,11 +249,12 @@ class Database:
                 reader = self.engine.raw_connection()
             else:
                 if self._read_engine is None:
-                    self._read_engine = sa.create_engine(
-                        self.url,
-                        poolclass=sa.pool.NullPool,
-                        isolation_level="AUTOCOMMIT",
-                        connect_args=self.dialect.timeouts(self.url),
+                    self._read_engine = self._engine(
+                        {
+                            "poolclass": sa.pool.NullPool,
+                            "isolation_level": "AUTOCOMMIT",
+                            "connect_args": self.dialect.timeouts(self.url),
+                        }
                     )
                 reader = self._read_engine.raw_connection()
             self._readers.connection = reader
@@ -259,6 +283,41 @@ class Database:
             isolation_level="AUTOCOMMIT",
             connect_args=self.dialect.lock_session_args(self.url, timeout),
         )
+
+
+@contextlib.contextmanager
+def hung_up_after(
+    dialect: dialects.Dialect, driver_connection: Any, seconds: float | None
+) -> Iterator[None]:
+    """Hang up on the connection if what runs inside takes longer than `seconds`.
+
+    Shutting its socket down wakes the driver with a lost-connection error, as a dead
+    server would (the connection is then dropped); a server whose client went away rolls
+    back what was not committed. Neither driver has a client-side timeout for a statement
+    that sends its query and then never hears back.
+    """
+    fd = None if seconds is None else dialect.session_socket(driver_connection)
+    if seconds is None or fd is None:  # SQLite: its busy timeout bounds every wait
+        yield
+        return
+    finished = threading.Event()
+    guard = threading.Lock()
+
+    def hang_up() -> None:
+        with guard:
+            if not finished.is_set():
+                with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as dup:
+                    dup.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, hang_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with guard:
+            finished.set()
+        timer.cancel()
 
 
 def file_of(url: str) -> Path | None:

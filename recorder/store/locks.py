@@ -4,18 +4,15 @@ its connection frees its accounts for another process to take.
 
 A session whose packets are dropped (a cut network, not a refused connection) must not
 hang its holder, nor keep its locks for as long as TCP takes to give up. So every
-statement on it has a deadline (the driver's read timeout, or the socket hung up from a
-timer where the driver has none), it has TCP keepalives, and the server ends it when it
-has been silent for `idle_seconds`: the holder touches it before every poll, so only a
-holder that cannot reach the server goes silent that long, and its locks pass on.
+statement on it has a deadline (its socket is hung up on from a timer), it has TCP
+keepalives, and the server ends it when it has been silent for `idle_seconds`: the holder
+touches it before every poll, so only a holder that cannot reach the server goes silent
+that long, and its locks pass on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import threading
 import zlib
 from typing import Any
 
@@ -23,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from recorder.store.database import Database
+from recorder.store.database import Database, hung_up_after
 
 #: First half of PostgreSQL's two-part lock key: "reco" in ASCII, for this program only.
 NAMESPACE = 0x7265636F
@@ -58,31 +55,11 @@ class LockSession:
         return self._connection
 
     def _run(self, connection: Connection, statement: Any, params: dict[str, Any]) -> Any:
-        """One statement's first value, given up on after the deadline."""
+        """One statement's first value, given up on after the deadline (the session is then
+        dropped and taken again later)."""
         driver = connection.connection.driver_connection
-        fd = self._dialect.session_socket(driver)
-        if fd is None:  # the driver's own read timeout bounds it
+        with hung_up_after(self._dialect, driver, self._timeout):
             return _first(connection.execute(statement, params))
-        answered = threading.Event()
-        guard = threading.Lock()
-
-        def hang_up() -> None:
-            # Shutting the socket down wakes the driver with an error, as a dead server
-            # would; the session is dropped and taken again later.
-            with guard:
-                if not answered.is_set():
-                    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as dup:
-                        dup.shutdown(socket.SHUT_RDWR)
-
-        timer = threading.Timer(self._timeout, hang_up)
-        timer.daemon = True
-        timer.start()
-        try:
-            return _first(connection.execute(statement, params))
-        finally:
-            with guard:
-                answered.set()
-            timer.cancel()
 
     def alive(self) -> bool:
         """True while the session (and so every lock it holds) is intact."""

@@ -67,7 +67,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
     the first, then finds the schema current and does nothing."""
     from alembic import command
 
-    with db.transaction() as connection, _one_upgrade_at_a_time(db, connection):
+    with db.transaction(bounded=False) as connection, _one_upgrade_at_a_time(db, connection):
         command.upgrade(_alembic_config(connection), revision)
 
 
@@ -112,7 +112,7 @@ def downgrade(db: Database, revision: str) -> None:
     """Undo migrations down to `revision` ("base" empties the database)."""
     from alembic import command
 
-    with db.transaction() as connection:
+    with db.transaction(bounded=False) as connection:
         command.downgrade(_alembic_config(connection), revision)
 
 

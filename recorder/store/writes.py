@@ -64,8 +64,12 @@ def account_id(db: Database, name: str) -> int:
             with db.transaction() as connection:
                 db.run(connection, db.dialect.insert("accounts", ("name",)), (name,))
         except WriteRejectedError:
-            pass  # another process created it first; read it back below
-        found = db.rows(select, (name,))
+            # Another process created it first (then it is read back below), or the
+            # database refuses the name itself.
+            found = db.rows(select, (name,))
+            if not found:
+                raise
+        found = found or db.rows(select, (name,))
     db.account_ids[name] = int(found[0][0])
     return db.account_ids[name]
 

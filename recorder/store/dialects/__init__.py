@@ -48,6 +48,12 @@ def for_name(name: str) -> Dialect:
 def parse_url(url: str) -> URL:
     """A database URL with our default drivers filled in; ConfigError if we cannot use it."""
     try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of an environment variable or argument
+        raise ConfigError(
+            "database_url holds bytes that are not UTF-8; write it in UTF-8."
+        ) from None
+    try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
         raise ConfigError(
@@ -65,7 +71,26 @@ def parse_url(url: str) -> URL:
             f"database_url uses {parsed.get_backend_name()!r}; the recorder supports sqlite, "
             "postgresql and mysql/mariadb."
         )
+    _check_numbers(parsed)
     return parsed
+
+
+def _check_numbers(url: URL) -> None:
+    """The driver would fail on a timeout that is not a number only when it connects, with
+    a traceback; say so now."""
+    for key, value in url.query.items():
+        if not key.endswith(("timeout", "keepalives_idle", "keepalives_interval")):
+            continue
+        for one in (value,) if isinstance(value, str) else value:
+            try:
+                number = float(one)
+            except ValueError:
+                number = -1.0  # float-ok: a duration
+            if not 0 <= number < 1e9:
+                raise ConfigError(
+                    f"database_url sets {key}={text.one_line(one, 40)!r}; it must be a number of "
+                    "seconds."
+                )
 
 
 def for_url(url: URL) -> Dialect:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +18,23 @@ TABLES = ("accounts", "snapshots", "balances", "balance_changes", "poll_errors")
 
 OUTAGE = "outage"  # the database could not be reached or could not write: try again later
 REFUSED = "refused"  # the database refused what was written: retrying cannot help
+
+#: TCP keepalives on every server connection: a peer that vanished (a cut network, not a
+#: refused connection) is noticed within about a minute, even under a long statement
+#: (the probes are answered by the server's kernel, so a slow statement is never cut).
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
+
+
+def keepalive(sock: socket.socket) -> None:
+    """Turn TCP keepalives on for a connection's socket."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):  # Linux names; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 class Dialect:
@@ -171,12 +189,17 @@ class Dialect:
 
     def session_socket(self, driver_connection: Any) -> int | None:
         """The socket of a driver connection, to hang up on a statement past its deadline;
-        None where the driver's own timeouts bound every wait."""
+        None where there is no socket (SQLite)."""
         return None
 
     def streaming_cursor(self, raw: Any) -> Any:
         """A DBAPI cursor that streams rows instead of loading the whole result."""
         return raw.cursor()
+
+    def diagnose(self, error: BaseException, path: Path | None) -> str:
+        """What the driver's words for an outage leave out (a full or read-only disk), as
+        a clause; "" when there is nothing to add."""
+        return ""
 
     def classify(self, error: BaseException) -> str:
         """REFUSED for a driver's error (unwrapped from SQLAlchemy's) about the data being

@@ -10,7 +10,10 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 from sqlalchemy.types import TypeEngine
 
-from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect
+from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect, keepalive
+
+#: The handshake's bound; a URL that sets read_timeout or write_timeout keeps its own.
+_HANDSHAKE_SECONDS = 10.0
 
 
 class MySQL(Dialect):
@@ -43,9 +46,11 @@ class MySQL(Dialect):
         return mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin")
 
     # Server error numbers about the data itself: duplicate key, too long, out of range,
-    # a character the column cannot hold, a bad value, a missing reference, a row too big.
+    # a character the column cannot hold, a bad value, a missing reference, a row too big,
+    # a CHECK constraint (MySQL 3819, MariaDB 4025), a trigger's SIGNAL (1644).
     _REFUSED_CODES = frozenset(
-        {1048, 1062, 1118, 1264, 1265, 1292, 1300, 1366, 1406, 1416, 1451, 1452, 1690} | {3988}
+        {1048, 1062, 1118, 1264, 1265, 1292, 1300, 1366, 1406, 1416, 1451, 1452, 1690}
+        | {1644, 3819, 3988, 4025}
     )
 
     def number_text(self, expression: str) -> str:
@@ -60,8 +65,25 @@ class MySQL(Dialect):
         return [f"{verb} {', '.join(TABLES)}"], False
 
     def timeouts(self, url: URL) -> dict[str, Any]:
-        timeouts = {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60}
+        # PyMySQL's read and write timeouts also bound the handshake of a server that
+        # accepts a connection and then says nothing (connect_timeout covers only TCP's).
+        # Once connected they are lifted (on_connect): a long OPTIMIZE TABLE or migration
+        # must not be cut off, and the recorder's own deadlines (Database.deadline) and TCP
+        # keepalives bound the rest.
+        timeouts = {
+            "connect_timeout": _HANDSHAKE_SECONDS,
+            "read_timeout": _HANDSHAKE_SECONDS,
+            "write_timeout": _HANDSHAKE_SECONDS,
+        }
         return {key: value for key, value in timeouts.items() if key not in url.query}
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        for name in ("_read_timeout", "_write_timeout"):
+            if getattr(dbapi_connection, name, None) == _HANDSHAKE_SECONDS:
+                setattr(dbapi_connection, name, None)
+        sock = getattr(dbapi_connection, "_sock", None)
+        if sock is not None:
+            keepalive(sock)
 
     def lock_session_args(self, url: URL, timeout: float) -> dict[str, Any]:
         # PyMySQL's socket timeouts bound every wait on the lock session.
@@ -70,6 +92,11 @@ class MySQL(Dialect):
 
     def lock_session_setup(self, timeout: float, idle_seconds: float) -> list[str]:
         return [f"SET SESSION wait_timeout = {max(1, math.ceil(idle_seconds))}"]
+
+    def session_socket(self, driver_connection: Any) -> int | None:
+        # PyMySQL's read_timeout would also cut off a long OPTIMIZE TABLE: hang up instead.
+        sock = getattr(driver_connection, "_sock", None)
+        return None if sock is None else int(sock.fileno())
 
     def streaming_cursor(self, raw: Any) -> Any:
         import pymysql.cursors

@@ -11,7 +11,15 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 
-from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect
+from recorder.store.dialects.base import (
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    OUTAGE,
+    REFUSED,
+    TABLES,
+    Dialect,
+)
 
 
 class PostgreSQL(Dialect):
@@ -47,8 +55,9 @@ class PostgreSQL(Dialect):
     time_type = postgresql.TIMESTAMP(timezone=True)
 
     # SQLSTATE classes about the data itself: data exceptions (a value out of range, too
-    # long, not in the encoding), integrity, program limits (a row too large).
-    _REFUSED_CLASSES = ("22", "23", "54")
+    # long, not in the encoding), integrity, program limits (a row too large), and what a
+    # trigger or a function raised (PL/pgSQL's RAISE, another language's error).
+    _REFUSED_CLASSES = ("22", "23", "54", "P0", "38", "39")
 
     def insert_returning_id(self, table: str, columns: Sequence[str]) -> str:
         return self.insert(table, columns) + " RETURNING id"
@@ -95,7 +104,16 @@ class PostgreSQL(Dialect):
         return value if isinstance(value, Decimal) else super().amount(value)
 
     def timeouts(self, url: URL) -> dict[str, Any]:
-        return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+        # libpq: connect_timeout covers the whole handshake; keepalives notice a vanished
+        # server under a long statement without cutting a slow one off.
+        args = {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE,
+            "keepalives_interval": KEEPALIVE_INTERVAL,
+            "keepalives_count": KEEPALIVE_COUNT,
+        }
+        return {key: value for key, value in args.items() if key not in url.query}
 
     def lock_session_args(self, url: URL, timeout: float) -> dict[str, Any]:
         # libpq: keepalives probe an idle session; tcp_user_timeout ends one whose data

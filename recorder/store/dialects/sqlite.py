@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -58,6 +59,23 @@ class SQLite(Dialect):
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    def diagnose(self, error: BaseException, path: Path | None) -> str:
+        # SQLite says "disk I/O error" or "unable to open database file" for a full or
+        # read-only disk: look at the disk itself to say which.
+        if path is None:
+            return ""
+        folder = path.parent
+        try:
+            if os.statvfs(folder).f_flag & os.ST_RDONLY:
+                return "the file system holding it is mounted read-only"
+            if os.statvfs(folder).f_bavail == 0:
+                return "the disk holding it is full"
+        except OSError:
+            return f"its folder {str(folder)!r} cannot be reached"
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            return "this user cannot write the file or its folder"
+        return ""
 
     def classify(self, error: BaseException) -> str:
         if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
