@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 
@@ -35,9 +36,12 @@ class Secret:
 
 
 _lock = threading.Lock()
-# Longest first, so a secret containing another is masked whole. Replaced, never changed
-# in place, so readers need no lock.
-_registered: list[tuple[str, ...]] = [()]
+# The registered values, and one pattern finding any of them. Replaced, never changed in
+# place, so readers need no lock.
+_registered: list[tuple[frozenset[str], re.Pattern[str] | None]] = [(frozenset(), None)]
+#: What may stand between two characters of an echoed secret: a reply that splits a
+#: signature into groups, or across lines, still shows it.
+_GAP = r"[\s:._-]{0,2}"
 
 
 def register(value: str) -> None:
@@ -45,19 +49,35 @@ def register(value: str) -> None:
     # Very short values would blank out ordinary words; secrets are long.
     if len(value) >= 6:
         with _lock:
-            if value not in _registered[0]:
-                _registered[0] = tuple(sorted({*_registered[0], value}, key=len, reverse=True))
+            values = _registered[0][0]
+            if value not in values:
+                _registered[0] = _matching(values | {value})
+
+
+def _matching(values: frozenset[str]) -> tuple[frozenset[str], re.Pattern[str]]:
+    # Longest first, so a secret containing another is masked whole; any letter case (a
+    # hex signature echoed in lower case is the same signature).
+    alternatives = (
+        _GAP.join(re.escape(char) for char in value)
+        for value in sorted(values, key=len, reverse=True)
+    )
+    return values, re.compile("|".join(alternatives), re.IGNORECASE)
 
 
 def longest() -> int:
-    """The length of the longest registered secret (0 when there is none)."""
-    registered = _registered[0]
-    return len(registered[0]) if registered else 0
+    """How many characters an echo of the longest registered secret can span, its groups
+    split by gaps (0 when there is none)."""
+    return 3 * max(map(len, _registered[0][0]), default=0)
 
 
 def mask_registered(text: str) -> str:
-    """`text` with every registered secret replaced by '***'."""
-    for value in _registered[0]:
-        if value in text:
-            text = text.replace(value, "***")
-    return text
+    """`text` with every registered secret (in any case, even split into groups) replaced
+    by '***'."""
+    pattern = _registered[0][1]
+    return text if pattern is None else pattern.sub("***", text)
+
+
+def holds_registered(text: str) -> bool:
+    """Whether `text` shows a registered secret."""
+    pattern = _registered[0][1]
+    return pattern is not None and pattern.search(text) is not None

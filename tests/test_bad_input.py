@@ -60,6 +60,53 @@ def test_a_key_with_bytes_that_are_not_utf8_is_one_sentence(
     assert "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RECORDER_DATABASE_URL", b"sqlite:///caf\xe9.db"),
+        ("COINW_BASE_URL", b"https://api.coinw\xff.com"),
+    ],
+)
+def test_a_setting_with_bytes_that_are_not_utf8_is_one_sentence(
+    env: dict[str, str], tmp_path: Path, variable: str, value: bytes
+) -> None:
+    environ = {k.encode(): v.encode() for k, v in {**os.environ, **env}.items()}
+    environ[variable.encode()] = value
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder", "poll"],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "holds bytes that are not UTF-8" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root@127.0.0.1:3306/test?read_timeout=abc",
+        "postgresql://postgres@127.0.0.1:5432/test?connect_timeout=-1",
+    ],
+)
+def test_a_database_timeout_that_is_not_a_number_is_one_sentence(
+    env: dict[str, str], url: str
+) -> None:
+    code, stderr = run({**env, "RECORDER_DATABASE_URL": url}, "status")
+    assert code == 2 and "must be a number of seconds" in stderr
+
+
+def test_a_buffer_file_that_is_not_a_regular_file_is_refused_at_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "journal.fifo"
+    os.mkfifo(fifo)  # opening it to append would wait for a reader forever
+    code, stderr = run({**env, "RECORDER_BUFFER_FILE": str(fifo)}, "poll")
+    assert code == 2 and "is not a regular file" in stderr
+
+
 def test_a_file_that_is_not_a_sqlite_database_is_one_sentence(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +127,40 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_export_onto_a_device_writes_to_it_and_never_replaces_it(
+    tmp_path: Path, fmt: str
+) -> None:
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # a /dev/full of its own
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    with fresh_database("sqlite", tmp_path) as url:
+        gapped.record(url)
+        result = CliRunner().invoke(
+            cli, ["export", "--format", fmt, "-o", str(full)], env={"RECORDER_DATABASE_URL": url}
+        )
+    assert result.exit_code == 2
+    assert "No space left on device" in result.stderr
+    assert stat.S_ISCHR(full.stat().st_mode)  # still the device, not a file in its place
+    assert leftovers(tmp_path) == []
+
+
+def test_an_export_into_a_pipe_reaches_the_program_reading_it(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    with fresh_database("sqlite", tmp_path) as url:
+        gapped.record(url)
+        result = CliRunner().invoke(
+            cli, ["export", "-o", str(pipe)], env={"RECORDER_DATABASE_URL": url}
+        )
+    assert result.exit_code == 0, result.output
+    wait_for(lambda: read, timeout=10)
+    assert read[0].startswith(b"account,taken_at") and read[0].count(b"\n") > 5
+    assert stat.S_ISFIFO(pipe.stat().st_mode)

@@ -95,6 +95,17 @@ def test_a_body_that_really_is_gzip_is_read(sqlite_db: Database) -> None:
     assert outcome.status is PollStatus.RECORDED  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("encoding", ["br", "zstd", "x-unknown", "gzip, br"])
+def test_a_body_in_an_encoding_the_recorder_did_not_ask_for_is_a_typed_error(
+    sqlite_db: Database, encoding: str
+) -> None:
+    # httpx would pass a body it cannot decode through as is, and a plain one be believed.
+    with raw_server(by_command(send(GOOD, Content_Encoding=encoding))) as server:
+        outcome = one_poll(server.url, sqlite_db, interval_seconds=60)
+    assert outcome.error_kind == "not_json"  # type: ignore[attr-defined]
+    assert counts(sqlite_db)["snapshots"] == 0
+
+
 def test_a_hung_ticker_never_holds_back_a_good_snapshot(sqlite_db: Database) -> None:
     with raw_server(by_command(send(GOOD), trickled(TICKER * 100, 0.5))) as server:
         outcome = one_poll(server.url, sqlite_db, timeout_seconds=1, interval_seconds=60)

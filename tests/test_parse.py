@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder import errors
-from recorder.sources.coinw.parse import parse_balances, parse_complete_balances
+from recorder import errors, secret
+from recorder.sources.coinw.parse import MAX_CURRENCIES, parse_balances, parse_complete_balances
 from recorder.values import Snapshot
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
@@ -233,3 +233,30 @@ def test_any_bytes_numbers_or_error_envelope_give_a_snapshot_or_a_typed_error(bo
         with contextlib.suppress(errors.PollError):
             snapshot = parser(body, NOW)
             assert all(a.is_finite() and a > 0 for a in snapshot.balances.values())
+
+
+def test_data_as_an_empty_string_is_ambiguous_and_an_empty_object_is_not() -> None:
+    assert parse({**DOC, "data": ""}).ambiguous
+    assert not parse({**DOC, "data": {}}).ambiguous
+
+
+@pytest.mark.parametrize("code", [" 200 ", "200\n", "\t200"])
+def test_a_code_with_blanks_around_it_is_no_success(code: str) -> None:
+    with pytest.raises(errors.APIError):
+        parse({**DOC, "code": code, "data": {"BTC": "1"}})
+
+
+def test_a_reply_naming_more_currencies_than_the_cap_is_refused() -> None:
+    many = {f"C{n}": "1" for n in range(MAX_CURRENCIES + 1)}
+    with pytest.raises(errors.ResponseFormatError, match="currencies, more than"):
+        parse({**DOC, "data": many})
+    many.pop("C0")
+    assert len(parse({**DOC, "data": many}).balances) == MAX_CURRENCIES
+
+
+def test_a_currency_name_that_repeats_a_registered_secret_is_refused() -> None:
+    signature = "9F86D081884C7D659A2FEAA0C55AD015"
+    secret.register(signature)
+    for name in (signature, signature.lower()):
+        with pytest.raises(errors.ResponseFormatError, match="repeats a secret"):
+            parse({**DOC, "data": {name: "1"}})

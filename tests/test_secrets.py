@@ -146,9 +146,11 @@ def echo(key: str) -> str:
     """What a reply that repeats the request says (an exchange's or a proxy's error text):
     the signed query, the bare signature, and a URL with a password."""
     signature = sign({"api_key": key}, SECRET)
+    grouped = " ".join(signature[i : i + 8] for i in range(0, len(signature), 8)).lower()
     return (
         f"bad request {PRIVATE_PATH}?command=returnBalances&api_key={key}&sign={signature} "
-        f"(signature {signature}) via http://proxy:{URL_PASSWORD}@proxy.invalid:3128/"
+        f"(signature {signature}, {signature.lower()}, {grouped}) "
+        f"via http://proxy:{URL_PASSWORD}@proxy.invalid:3128/"
     )
 
 
@@ -181,6 +183,12 @@ FAULTS: dict[str, tuple[Callable[[str], Fault], str]] = {
     ),
     "currency": (
         lambda e: Fault.json({"code": "200", "data": {e: "1"}}, times=None),
+        "bad_envelope",
+    ),
+    "currency-sign": (  # a signature is a valid currency name: it must not be stored
+        lambda e: Fault.json(
+            {"code": "200", "data": {e.split("sign=")[1][:32].lower(): "1"}}, times=None
+        ),
         "bad_envelope",
     ),
     "too-large": (lambda e: Fault.huge(6 * 1024 * 1024, times=None), "too_large"),
@@ -217,6 +225,13 @@ def assert_nothing_secret(data: str | bytes, where: str) -> None:
     raw = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
     shown = [name for name, value in forbidden().items() if value in raw]
     assert shown == [], f"{', '.join(shown)} leaked into {where}"
+
+    def squeezed(value: bytes) -> bytes:  # a secret echoed in groups or in lower case
+        return re.sub(rb"[\s:._-]", b"", value).upper()
+
+    joined = squeezed(raw)
+    shown = [name for name, value in forbidden().items() if squeezed(value) in joined]
+    assert shown == [], f"{', '.join(shown)} leaked into {where} (in groups or in lower case)"
     pieces = signature_pieces()
     for found in HEX_RUN.findall(raw):
         run = found.upper()

@@ -56,6 +56,10 @@ def text(where: str, value: Any) -> str:
         raise ConfigError(f"{where} must be a string, not {type_name(value)}.")
     if not value.strip():
         raise ConfigError(f"{where} must not be empty.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of an environment variable
+        raise ConfigError(f"{where} holds bytes that are not UTF-8; write it in UTF-8.") from None
     return value.strip()
 
 

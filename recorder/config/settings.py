@@ -233,7 +233,8 @@ class Settings:
         "journal of polls waiting for an unreachable database (relative to the config "
         "file's folder; by default under systemd in `$STATE_DIRECTORY`; `{database}` "
         "becomes 8 hex digits naming the database, so configurations never share one; "
-        '`""`: memory only); `run` and `poll` refuse to start when it cannot be written',
+        '`""`: memory only); `run` and `poll` refuse to start when it cannot be written or '
+        "another process uses it",
         env=("RECORDER_BUFFER_FILE",),
     )
     buffer_max_snapshots: int = setting(

@@ -1,5 +1,5 @@
 """Exports are all or nothing: written to a temporary file beside the target, renamed onto
-it only once complete.
+it only once complete (a device or a pipe, which cannot be replaced, is written as is).
 
 An export that fails or is interrupted (Ctrl+C, SIGTERM, a full disk) removes its
 temporary file and leaves the target as it was: there is never a half-written file under
@@ -48,6 +48,14 @@ def replacing(output: str) -> Iterator[Path]:
     """A new, empty temporary file beside `output`; once the block ends without an error it
     is flushed to disk and renamed to `output` (replacing any file there), else removed."""
     target = Path(output)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # A device or a pipe (/dev/stdout, a FIFO another program reads): written as it
+        # is; renaming a file onto it would replace the device itself.
+        try:
+            yield target
+        except OSError as error:
+            raise _failed(output, error) from None
+        return
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
         temporary.open("x").close()  # the default permissions, as a plain open() gives

@@ -36,6 +36,9 @@ from recorder.sources.coinw import parse
 from recorder.sources.pacing import RateLimiter
 from recorder.values import Credentials, Snapshot
 
+#: The Content-Encodings the client asks for (and httpx decodes without extras).
+ACCEPTED_ENCODINGS = ("gzip", "deflate")
+
 PRIVATE_PATH = "/api/v1/private"
 PUBLIC_PATH = "/api/v1/public"
 
@@ -111,7 +114,10 @@ class CoinWClient:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             transport=transport or http.transport(self.base_url, max_connections),
-            headers={"User-Agent": f"coinw-recorder/{__version__}"},
+            headers={
+                "User-Agent": f"coinw-recorder/{__version__}",
+                "Accept-Encoding": ", ".join(ACCEPTED_ENCODINGS),
+            },
             follow_redirects=False,
         )
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
@@ -207,6 +213,16 @@ class CoinWClient:
         return self._check_status(response, body, where)
 
     def _read_bounded(self, response: httpx.Response, deadline: float, where: str) -> bytes:
+        encodings = response.headers.get("content-encoding", "").lower().replace(" ", "")
+        unknown = [
+            e for e in encodings.split(",") if e and e not in ("identity", *ACCEPTED_ENCODINGS)
+        ]
+        if unknown:
+            # httpx passes an encoding it cannot decode through as is: refuse it instead.
+            raise NotJSONError(
+                f"CoinW sent a body in an encoding the recorder did not ask for "
+                f"({text.safe(', '.join(unknown), 40)}) from {where}."
+            )
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_response_bytes:
             raise ResponseTooLargeError(

@@ -5,8 +5,9 @@ currency name and every amount. One bad amount rejects the whole poll, because a
 missing one currency would record a false "gone" change. Only a success envelope says
 success: `code` 200 (as text or as a number equal to 200), and `success` / `failed`, where
 present, the JSON booleans true / false. A reply that carries no envelope at all (an empty
-body, HTTP 204) or an envelope without `data` is *ambiguous*: the snapshot is marked so,
-and the write path believes "holds nothing" only when the next poll confirms it.
+body, HTTP 204) or an envelope without `data` (or with `data` "") is *ambiguous*: the
+snapshot is marked so, and the write path believes "holds nothing" only when the next poll
+confirms it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from recorder import amounts, text
+from recorder import amounts, secret, text
 from recorder.errors import (
     APIError,
     AuthenticationError,
@@ -30,6 +31,9 @@ from recorder.errors import (
 from recorder.values import Snapshot
 
 RATE_LIMIT_CODES = frozenset({"29001", "429"})
+#: Most currencies one reply may name (CoinW lists a few hundred): a reply naming more is
+#: refused rather than stored, so no reply can hold the write path for long.
+MAX_CURRENCIES = 5000
 AUTH_CODES = frozenset({"1003", "6000"})
 
 # A plain decimal as CoinW writes it, optionally with an exponent; no sign, no spaces,
@@ -98,7 +102,7 @@ def _code_text(code: Any) -> str | None:
             return None
         return str(int(code))
     if isinstance(code, str):
-        return code.strip()
+        return code  # exactly: " 200 " is no success
     return None
 
 
@@ -223,18 +227,29 @@ def check_currency(name: str) -> str:
             f"CoinW sent a currency name we do not accept ({_describe(name)}): "
             "expected 1-32 letters, digits, '.', '_' or '-'."
         )
+    if secret.holds_registered(name):  # an echoed signature must not become history
+        raise ResponseFormatError(
+            "CoinW sent a currency name that repeats a secret of this configuration (the "
+            "request's signature or a key); the reply is not stored."
+        )
     return name
 
 
 def _holdings(data: Any) -> Mapping[str, Any]:
     # "If a user holds no assets, an empty response will be returned": in a success
-    # envelope, every empty `data` means "holds nothing".
-    if data is None or (isinstance(data, list | dict | str) and not data):
+    # envelope, an empty object or list, or null, means "holds nothing" (an empty string
+    # says nothing; it is ambiguous, like a missing `data`).
+    if data is None or (isinstance(data, list | dict) and not data):
         return {}
     if not isinstance(data, dict):
         raise ResponseFormatError(
             f"CoinW sent balances as {_json_type(type(data).__name__)} instead of an object "
             "of currency -> amount."
+        )
+    if len(data) > MAX_CURRENCIES:
+        raise ResponseFormatError(
+            f"CoinW sent {len(data):,} currencies, more than the {MAX_CURRENCIES:,} the recorder "
+            "accepts in one reply; the poll is not stored."
         )
     return data
 
@@ -250,7 +265,7 @@ def parse_balances(body: bytes, taken_at: datetime) -> Snapshot:
     if not body.strip():
         return _ambiguous(taken_at)
     data = check_envelope(decode_json(body))
-    if data is MISSING:
+    if data is MISSING or data == "":
         return _ambiguous(taken_at)
     balances: dict[str, Decimal] = {}
     for currency, raw in _holdings(data).items():
@@ -265,7 +280,7 @@ def parse_complete_balances(body: bytes, taken_at: datetime) -> Snapshot:
     if not body.strip():
         return _ambiguous(taken_at)
     data = check_envelope(decode_json(body))
-    if data is MISSING:
+    if data is MISSING or data == "":
         return _ambiguous(taken_at)
     balances: dict[str, Decimal] = {}
     parts: dict[str, tuple[Decimal, Decimal]] = {}
