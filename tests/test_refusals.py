@@ -21,7 +21,7 @@ from recorder.polling.journal import Journal, to_line
 from recorder.polling.metrics import Metrics
 from recorder.sources.coinw.simulator import Fault, Simulator
 from recorder.store.database import Database
-from recorder.values import Observation, PollStatus, Snapshot
+from recorder.values import Observation, PollOutcome, PollStatus, Snapshot
 from tests.conftest import API_KEY, SECRET, fresh_database, open_db
 from tests.helpers import account, counts, query, recorder, settings_for
 
@@ -53,17 +53,24 @@ def refusing(db: Database) -> Database:
     return db
 
 
+def poll_twice(
+    simulator: Simulator, db: Database, tmp_path: Path, *, then: dict[str, str]
+) -> tuple[PollOutcome, PollOutcome]:
+    """One poll of what the simulator holds now, and one after it holds `then`."""
+    built = recorder(settings_for(simulator.url, buffer_file=tmp_path / "j.jsonl"), db)
+    try:
+        first = built.poller.poll(built.settings.accounts[0])
+        simulator.set_holdings(API_KEY, then)
+        return first, built.poller.poll(built.settings.accounts[0])
+    finally:
+        built.close()
+
+
 def test_a_refused_poll_becomes_one_row_and_the_next_poll_is_recorded(
     refusing: Database, simulator: Simulator, tmp_path: Path
 ) -> None:
     simulator.set_holdings(API_KEY, {"BTC": "1", "REFUSE": "2"})
-    built = recorder(settings_for(simulator.url, buffer_file=tmp_path / "j.jsonl"), refusing)
-    try:
-        first = built.poller.poll(built.settings.accounts[0])
-        simulator.set_holdings(API_KEY, {"BTC": "1"})
-        second = built.poller.poll(built.settings.accounts[0])
-    finally:
-        built.close()
+    first, second = poll_twice(simulator, refusing, tmp_path, then={"BTC": "1"})
     assert first.status is PollStatus.FAILED and first.error_kind == "rejected_by_database"
     assert not first.stored
     ((kind, message),) = query(refusing, "SELECT kind, message FROM poll_errors")
@@ -257,13 +264,7 @@ def test_a_trigger_or_check_constraint_with_the_servers_own_codes_is_a_refusal(
                 for statement in PLAIN_REFUSALS[backend]:
                     connection.exec_driver_sql(statement)
             simulator.set_holdings(API_KEY, held)
-            built = recorder(settings_for(simulator.url, buffer_file=tmp_path / "j.jsonl"), db)
-            try:
-                first = built.poller.poll(built.settings.accounts[0])
-                simulator.set_holdings(API_KEY, {"ETH": "1"})
-                second = built.poller.poll(built.settings.accounts[0])
-            finally:
-                built.close()
+            first, second = poll_twice(simulator, db, tmp_path, then={"ETH": "1"})
             assert first.error_kind == "rejected_by_database", first
             ((message,),) = query(db, "SELECT message FROM poll_errors")
             assert said in message
