@@ -60,6 +60,10 @@ class StoreError(RecorderError):
 class DatabaseUnavailableError(StoreError):
     """The database cannot be used now; the same write may succeed later."""
 
+    #: False when the database's error named no known outage (unreachable, lost, full,
+    #: read-only, locked, too slow): it may be about the data after all.
+    certain = True
+
 
 class WriteRejectedError(StoreError):
     """The database refused the data itself; the same write will fail again."""
@@ -152,3 +156,13 @@ class AuthenticationError(APIError):
 
 class InvalidAmountError(PollError):
     kind = "invalid_amount"
+
+
+def poll_error_kinds() -> frozenset[str]:
+    """Every `poll_errors.kind` a poll can end with."""
+    found, todo = {WriteRejectedError.kind}, [PollError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.kind)
+        todo.extend(cls.__subclasses__())
+    return frozenset(found)

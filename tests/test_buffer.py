@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from recorder.polling.buffer import OutageBuffer
-from recorder.polling.journal import from_line, to_line
+from recorder.polling.journal import JournalLineError, from_line, to_line
+from recorder.polling.pricing import revalue
 from recorder.sources.coinw.simulator import Simulator
 from recorder.store.database import Database
 from recorder.values import Observation, PollStatus, Snapshot, Valuation
@@ -22,7 +24,8 @@ T0 = datetime(2026, 3, 31, 12, tzinfo=UTC)
 
 def snapshot(n: int, amount: str = "1", account: str = "main") -> Observation:
     at = T0 + timedelta(minutes=n)
-    return Observation.of_snapshot(account, Snapshot(at, {"BTC": Decimal(amount)}, {}, Valuation()))
+    held = {"BTC": Decimal(amount)}
+    return Observation.of_snapshot(account, Snapshot(at, held, {}, revalue(held, {})))
 
 
 def test_entries_survive_the_journal_exactly(tmp_path: Path) -> None:
@@ -49,6 +52,19 @@ def test_entries_survive_the_journal_exactly(tmp_path: Path) -> None:
     buffer.add(error)
     assert list(OutageBuffer(journal, capacity=10)) == [entry, error]
     assert journal.stat().st_mode & 0o077 == 0
+
+
+def test_a_journal_line_cannot_state_values_or_kinds_its_data_do_not_make() -> None:
+    line = json.loads(to_line(snapshot(1, "7"), "db1"))
+    line.update(prices={"BTC": "1"}, values={"BTC": "999"}, total="999", unpriced=[])
+    read = from_line(json.dumps(line)).observation.snapshot
+    assert read is not None and read.valuation is not None
+    assert read.valuation.values == {"BTC": Decimal(7)} and read.valuation.total == Decimal(7)
+    with pytest.raises(JournalLineError, match="does not hold"):
+        from_line(json.dumps({**line, "prices": {"ETH": "1"}}))
+    failure = json.loads(to_line(Observation.of_failure("main", T0, "timeout", "slow"), "db1"))
+    with pytest.raises(JournalLineError, match="not a kind of failed poll"):
+        from_line(json.dumps({**failure, "error_kind": "evil_kind"}))
 
 
 def test_a_line_cut_short_by_a_crash_is_skipped(

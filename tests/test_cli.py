@@ -77,7 +77,6 @@ def test_poll_records_changes_and_nothing_for_the_same_amount_written_differentl
     "empty",
     [
         b'{"code": "200", "data": {}}',
-        b'{"code": 200, "data": null}',
         b'{"code": "200", "data": []}',
     ],
 )

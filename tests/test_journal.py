@@ -57,10 +57,13 @@ def test_a_short_write_on_a_full_disk_is_cut_back_and_lines_stay_whole(
     assert not saved and buffer.unsaved == 1
     assert "exists in memory only and is lost if the recorder stops" in caplog.text
     disk.free()
-    buffer.add(entry("3"))
+    buffer.add(entry("3"))  # the disk takes writes again: what was in memory only is saved
+    assert buffer.unsaved == 0
     lines = path.read_text().splitlines()
     read = [from_line(x).observation.snapshot for x in lines]
-    assert [s.balances["BTC"] for s in read if s] == [1, 3]
+    assert [len(s.balances) for s in read if s] == [1, 4000, 1]
+    assert [s.balances["BTC"] for s in read if s and "BTC" in s.balances] == [1, 3]
+    buffer.close()
 
 
 def test_a_fragment_left_by_a_crash_never_swallows_the_next_line(tmp_path: Path) -> None:
@@ -108,9 +111,12 @@ def test_an_unreadable_or_tampered_line_is_quarantined_and_the_rest_kept(
 
 def test_a_journal_of_another_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    path.write_text(to_line(entry(), "fedcba9876543210") + "\n")
+    path.write_text(to_line(entry(), "fedcba9876543210") + "\n{not json\n")
     with pytest.raises(ConfigError, match="holds polls of another database"):
         OutageBuffer(path, 100, DB)
+    # Refused before anything is moved: a second start does not quarantine a line twice.
+    assert not Journal(path).quarantine_path.exists()
+    assert "{not json" in path.read_text()
 
 
 def test_two_configurations_in_one_folder_never_share_a_journal(tmp_path: Path) -> None:

@@ -302,3 +302,21 @@ def test_an_account_another_process_took_over_leaves_this_process_metrics() -> N
     assert text("recorder_up", {"account": "main"}) is None
     assert text("recorder_balance", {"account": "main", "currency": "BTC"}) is None
     assert text("recorder_poll_errors_total", {"account": "main", "kind": "auth"}) is None
+
+
+def test_a_buffered_poll_refused_on_its_way_in_counts_as_a_failed_poll() -> None:
+    from recorder.errors import WriteRejectedError
+    from recorder.polling.metrics import Metrics
+    from recorder.values import PollOutcome, PollStatus, Snapshot
+
+    metrics = Metrics()
+    now = datetime.now(UTC)
+    metrics.observe(PollOutcome("main", now, PollStatus.RECORDED, Snapshot(now, {})))
+    refused = WriteRejectedError("refused")
+    metrics.observe(
+        PollOutcome("main", now, PollStatus.REPLAYED, error=refused, error_kind=refused.kind)
+    )
+    sample = metrics.registry.get_sample_value
+    assert sample("recorder_up", {"account": "main"}) == 0
+    labels = {"account": "main", "kind": "rejected_by_database"}
+    assert sample("recorder_poll_errors_total", labels) == 1

@@ -235,9 +235,11 @@ def test_any_bytes_numbers_or_error_envelope_give_a_snapshot_or_a_typed_error(bo
             assert all(a.is_finite() and a > 0 for a in snapshot.balances.values())
 
 
-def test_data_as_an_empty_string_is_ambiguous_and_an_empty_object_is_not() -> None:
+def test_data_as_an_empty_string_or_null_is_ambiguous_and_an_empty_object_is_not() -> None:
     assert parse({**DOC, "data": ""}).ambiguous
+    assert parse({**DOC, "data": None}).ambiguous
     assert not parse({**DOC, "data": {}}).ambiguous
+    assert not parse({**DOC, "data": []}).ambiguous
 
 
 @pytest.mark.parametrize("code", [" 200 ", "200\n", "\t200"])

@@ -22,7 +22,7 @@ from recorder.polling.metrics import Metrics
 from recorder.sources.coinw.simulator import Fault, Simulator
 from recorder.store.database import Database
 from recorder.values import Observation, PollOutcome, PollStatus, Snapshot
-from tests.conftest import API_KEY, SECRET, fresh_database, open_db
+from tests.conftest import API_KEY, SECRET, fresh_database, open_db, wait_for
 from tests.helpers import account, counts, query, recorder, settings_for
 
 TRIGGERS = {
@@ -274,21 +274,30 @@ def test_a_trigger_or_check_constraint_with_the_servers_own_codes_is_a_refusal(
             db.close()
 
 
-#: A trigger that fails one currency's rows with an error the recorder takes for an
-#: outage (a full disk), while every other write succeeds.
-UNRECOGNISED = {
-    "postgresql": [
-        "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.currency = 'POISON' "
-        "THEN RAISE EXCEPTION 'no room for poison' USING ERRCODE = '53100'; END IF; "
-        "RETURN NEW; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER poison BEFORE INSERT ON balances FOR EACH ROW EXECUTE FUNCTION poison()",
-    ],
-    "mysql": [
+def poison_trigger(backend: str, codes: tuple[str, int]) -> list[str]:
+    """A trigger that fails one currency's rows with the given error code, while every
+    other write succeeds."""
+    pg_code, mysql_code = codes
+    if backend == "postgresql":
+        return [
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.currency = 'POISON' "
+            f"THEN RAISE EXCEPTION 'no room for poison' USING ERRCODE = '{pg_code}'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER poison BEFORE INSERT ON balances FOR EACH ROW "
+            "EXECUTE FUNCTION poison()",
+        ]
+    return [
         "CREATE TRIGGER poison BEFORE INSERT ON balances FOR EACH ROW BEGIN IF NEW.currency = "
         "'POISON' THEN SIGNAL SQLSTATE 'HY000' SET MESSAGE_TEXT = 'no room for poison', "
-        "MYSQL_ERRNO = 1021; END IF; END"
-    ],
-}
+        f"MYSQL_ERRNO = {mysql_code}; END IF; END"
+    ]
+
+
+#: Error codes the backends name neither a refusal nor an outage (a trigger's own code,
+#: MariaDB's "unknown error").
+UNRECOGNISED = ("QA001", 1105)
+#: A full disk, as the backends name it: an outage, however it comes about.
+DISK_FULL = ("53100", 1021)
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mysql"])
@@ -305,9 +314,11 @@ def test_an_entry_that_fails_alone_holds_only_its_account_and_is_set_aside_after
         db = open_db(url)
         try:
             with db.engine.begin() as connection:
-                for statement in UNRECOGNISED[backend]:
+                for statement in poison_trigger(backend, UNRECOGNISED):
                     connection.exec_driver_sql(statement)
             built = recorder(settings, db)
+            told: list[PollOutcome] = []
+            built.poller.listeners.append(told.append)
             try:
                 rounds = [[built.poller.poll(a) for a in settings.accounts] for _ in range(3)]
                 simulator.set_holdings(API_KEY, {"BTC": "1"})
@@ -321,6 +332,11 @@ def test_an_entry_that_fails_alone_holds_only_its_account_and_is_set_aside_after
             assert rejected and all(kind == "rejected_by_database" for kind, _ in rejected)
             assert all("no room for poison" in message for _, message in rejected)
             assert "no room for poison" in Journal(journal).quarantine_path.read_text()
+            # Each entry set aside is told to the listeners (metrics count it) as failed.
+            assert any(
+                t.status is PollStatus.REPLAYED and t.error_kind == "rejected_by_database"
+                for t in told
+            )
             # Once a's poison entries are set aside, its clean polls are recorded.
             assert later[-1].status is PollStatus.RECORDED
             held = query(
@@ -329,6 +345,39 @@ def test_an_entry_that_fails_alone_holds_only_its_account_and_is_set_aside_after
                 "JOIN accounts a ON a.id = s.account_id WHERE a.name = 'a'",
             )
             assert ("POISON",) not in held and ("BTC",) in held
+        finally:
+            db.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_an_entry_that_fails_with_an_outage_is_kept_however_often_until_it_is_written(
+    backend: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.set_holdings(API_KEY, {"POISON": "1"})
+    journal = tmp_path / "j.jsonl"
+    settings = settings_for(simulator.url, buffer_file=journal)
+    with fresh_database(backend, tmp_path) as url:
+        db = open_db(url)
+        try:
+            with db.engine.begin() as connection:
+                for statement in poison_trigger(backend, DISK_FULL):
+                    connection.exec_driver_sql(statement)
+            built = recorder(settings, db)
+            try:
+                polled = [built.poller.poll(settings.accounts[0]) for _ in range(5)]
+                assert {p.status for p in polled} == {PollStatus.BUFFERED}
+                with db.engine.begin() as connection:
+                    connection.exec_driver_sql(
+                        "DROP TRIGGER poison" + (" ON balances" if backend == "postgresql" else "")
+                    )
+                # Once the disk has room, every kept poll is written, in order.
+                wait_for(lambda: built.poller.poll(settings.accounts[0]).stored, timeout=30)
+            finally:
+                built.close()
+            assert not query(db, "SELECT kind FROM poll_errors")
+            assert not Journal(journal).quarantine_path.exists()
+            assert counts(db)["snapshots"] >= 6  # the five kept polls and the one after
+            assert not journal.exists() or not journal.read_text().strip()
         finally:
             db.close()
 

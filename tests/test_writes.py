@@ -5,6 +5,8 @@ in order, each diffed against the one before, once there is room again."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from recorder.polling.buffer import OutageBuffer
+from recorder.polling.journal import from_line
 from recorder.polling.locks import AccountLocks, Claim, Claims
 from recorder.polling.writes import WritePath
 from recorder.sources.coinw.simulator import Simulator
 from recorder.store.database import Database
 from recorder.values import Observation, PollOutcome, PollStatus, Snapshot
-from tests.conftest import API_KEY, open_db, wait_for
+from tests.conftest import API_KEY, SECRET, open_db, wait_for
 from tests.disk import SmallDisk
-from tests.helpers import counts, query, recorder, settings_for
+from tests.helpers import account, counts, query, recorder, settings_for
 
 T0 = datetime(2026, 3, 31, 12, tzinfo=UTC)
 
@@ -199,3 +202,46 @@ def test_the_database_is_not_said_to_be_back_when_nothing_was_written(
     assert "is back" not in caplog.text
     assert "the lock file" in caplog.text and "cannot be opened" in caplog.text
     assert counts(sqlite_db)["snapshots"] == 0
+
+
+def test_a_write_that_hangs_holds_no_other_accounts_poll_and_is_kept_when_stopping(
+    sqlite_db: Database, simulator: Simulator, tmp_path: Path
+) -> None:
+    simulator.add_account("other-key", SECRET, {"ETH": "1"})
+    journal = tmp_path / "j.jsonl"
+    settings = settings_for(
+        simulator.url, buffer_file=journal, accounts=(account("a"), account("b", "other-key"))
+    )
+    built = recorder(settings, sqlite_db)
+    a, b = settings.accounts
+    outcomes: list[PollOutcome] = []
+    try:
+        assert built.poller.poll(a).stored and built.poller.poll(b).stored  # schema ready
+        assert sqlite_db.path is not None
+        holder = sqlite3.connect(sqlite_db.path)
+        holder.execute("BEGIN IMMEDIATE")  # another writer: a's write waits for it
+        writing = threading.Thread(target=lambda: outcomes.append(built.poller.poll(a)))
+        writing.start()
+        wait_for(lambda: built.poller.writes.in_flight() is not None, timeout=30)
+        # b's poll does not wait for a's write: it waits in the buffer, at once.
+        polled_b = built.poller.poll(b)
+        assert polled_b.status is PollStatus.BUFFERED and writing.is_alive()
+        # A daemon stopping now keeps a's observation (it is not in the buffer yet).
+        built.poller.writes.keep_in_flight()
+        kept = [from_line(line).observation.account for line in journal.read_text().split()]
+        assert kept == ["b", "a"]
+        holder.rollback()
+        holder.close()
+        writing.join(timeout=60)
+        assert outcomes and outcomes[0].stored
+        # The next poll writes what waited; a's kept copy is not written twice.
+        wait_for(lambda: built.poller.poll(b).stored, timeout=30)
+    finally:
+        built.close()
+    taken = query(
+        sqlite_db,
+        "SELECT a.name, s.taken_at FROM snapshots s JOIN accounts a ON a.id = s.account_id",
+    )
+    assert len(taken) == len(set(taken))
+    assert sum(1 for name, _ in taken if name == "a") == 2
+    assert sum(1 for name, _ in taken if name == "b") >= 3

@@ -47,19 +47,36 @@ class OutageBuffer:
                 raise
 
     def close(self) -> None:
-        """Let go of the journal (what it holds stays for the next run)."""
+        """Let go of the journal (what it holds stays for the next run), after a last try
+        to save what is in memory only."""
         if self._file is not None:
+            self.save()
             self._file.release()
 
+    def save(self) -> bool:
+        """Write entries kept in memory only (the journal could not be written when they
+        came) into the journal, if it can be written now; whether none is left unsaved."""
+        with self._lock:
+            if not self._unsaved:
+                return True
+            if not self._rewrite():
+                return False
+            log.info(
+                "The buffer journal %s can be written again; it holds every buffered poll.",
+                self.journal,
+            )
+            return True
+
     def _load(self, journal: Journal) -> None:
-        entries, bad, self._stuck = journal.read()
+        entries, bad = journal.read()
         foreign = {e.database for e in entries if e.database not in (None, self.database)}
-        if foreign:
+        if foreign:  # refused before anything is moved: the journal stays as it was
             raise ConfigError(
                 f"The buffer journal {str(journal.path)!r} holds polls of another database; "
                 "give this configuration its own buffer_file (or point database_url back at "
                 "that database to write them)."
             )
+        self._stuck = journal.set_aside(bad)
         self._entries.extend(entry.observation for entry in entries)
         if self._entries:
             log.info(
@@ -69,11 +86,11 @@ class OutageBuffer:
                 "" if len(self._entries) == 1 else "s",
                 journal.path,
             )
-        if bad:
+        if len(bad) > len(self._stuck):
             log.warning(
                 "Moved %d unreadable line(s) of the buffer journal %s to %s; the rest will be "
                 "written. Look at them there; nothing of them reaches the history.",
-                bad,
+                len(bad) - len(self._stuck),
                 journal.path,
                 journal.quarantine_path,
             )
@@ -122,7 +139,9 @@ class OutageBuffer:
                 dropped.append(self._drop_one())
             self._unsaved -= {id(gone) for gone in dropped}
             self._entries.append(entry)
-            saved = self._rewrite() if dropped else self._append(entry)
+            # With entries in memory only, the whole journal is rewritten: as soon as the
+            # disk takes it again, they are saved too.
+            saved = self._rewrite() if dropped or self._unsaved else self._append(entry)
             if not saved:
                 self._unsaved.add(id(entry))
             return dropped, saved

@@ -144,7 +144,18 @@ class Poller:
 
     def _replayed(self, stored: Stored) -> None:
         """Buffered snapshots that reached the database after an outage, before this
-        poll's: log their changes and tell the listeners."""
+        poll's: log their changes and tell the listeners; and buffered entries the
+        database refused on their way in (each now a poll_errors row)."""
+        for observation, reason in stored.refused:
+            self._notify(
+                PollOutcome(
+                    observation.account,
+                    observation.at,
+                    PollStatus.REPLAYED,
+                    error=WriteRejectedError(f"The database refused this poll's data ({reason})."),
+                    error_kind=REJECTED,
+                )
+            )
         for observation, written in stored.replayed:
             self._log_changes(observation.account, written)
             self._notify(

@@ -148,12 +148,14 @@ class Daemon:
                 "they are abandoned.",
                 self._in_flight,
             )
+            self.poller.writes.keep_in_flight()
             return False
 
     def _report_buffer(self) -> None:
         buffer = self.poller.writes.buffer
         if not len(buffer):
             return
+        buffer.save()
         saved = buffer.saved()
         log.warning(
             "%d poll(s) are still waiting for the database: %d in the journal %s, which the "

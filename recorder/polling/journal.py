@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from recorder import amounts, text
-from recorder.errors import ConfigError, InvalidAmountError, PollError
+from recorder.errors import ConfigError, InvalidAmountError, PollError, poll_error_kinds
+from recorder.polling.pricing import revalue
 from recorder.sources.coinw.parse import check_currency, parse_amount
 from recorder.values import Observation, Snapshot, Valuation
 
@@ -129,18 +130,14 @@ def _snapshot(document: Mapping[str, Any], at: datetime) -> Snapshot:
             check_currency(c): (parse_amount(c, str(a)), parse_amount(c, str(o)))
             for c, (a, o) in parts_raw.items()
         }
-        total_raw = document.get("total")
-        total = None if total_raw is None else parse_amount("total", str(total_raw))
     except PollError as error:
         raise JournalLineError(str(error)) from None
-    unpriced = document.get("unpriced", [])
-    if not isinstance(unpriced, list) or not all(isinstance(c, str) for c in unpriced):
-        raise JournalLineError("'unpriced' is malformed")
-    try:
-        names = tuple(check_currency(c) for c in unpriced)
-    except PollError as error:
-        raise JournalLineError(str(error)) from None
-    valuation = Valuation(_amounts(document, "prices"), _amounts(document, "values"), total, names)
+    prices = _amounts(document, "prices")
+    if not prices.keys() <= balances.keys():
+        raise JournalLineError("'prices' names a currency the snapshot does not hold")
+    # Values, total and unpriced currencies are worked out again from the amounts and the
+    # prices: a line cannot state a value its amounts do not make.
+    valuation = revalue(balances, prices)
     return Snapshot(at, balances, parts, valuation, ambiguous=document.get("ambiguous") is True)
 
 
@@ -162,6 +159,8 @@ def from_line(line: str) -> Entry:
             raise JournalLineError("'database' is not text")
         if document.get("error_kind") is not None:
             kind = _string(document, "error_kind", _KIND)
+            if kind not in poll_error_kinds():
+                raise JournalLineError(f"'error_kind' ({kind}) is not a kind of failed poll")
             message = document.get("message", "")
             if not isinstance(message, str):
                 raise JournalLineError("'message' is not text")
@@ -232,25 +231,27 @@ class Journal:
             os.close(self._lock)  # closing the file releases its lock
             self._lock = None
 
-    def read(self) -> tuple[list[Entry], int, list[str]]:
-        """Every readable line, in order; how many went to the quarantine file; and the
-        unreadable lines that could not be moved there (they must stay in the journal)."""
+    def read(self) -> tuple[list[Entry], list[tuple[str, str]]]:
+        """Every readable line, in order; and the unreadable lines, each with why (for
+        `set_aside`)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return [], 0, []
-        entries, bad, stuck = [], 0, []
+            return [], []
+        entries, bad = [], []
         for number, line in enumerate(raw.split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
                 entries.append(from_line(line.decode("utf-8")))
             except (UnicodeDecodeError, JournalLineError) as error:
-                bad += 1
-                text_line = line.decode("utf-8", "replace")
-                if not self.quarantine(text_line, f"line {number}: {error}"):
-                    stuck.append(text_line)
-        return entries, bad, stuck
+                bad.append((line.decode("utf-8", "replace"), f"line {number}: {error}"))
+        return entries, bad
+
+    def set_aside(self, bad: list[tuple[str, str]]) -> list[str]:
+        """Move unreadable lines to the quarantine file; those it could not take (they
+        must stay in the journal)."""
+        return [line for line, reason in bad if not self.quarantine(line, reason)]
 
     def append(self, line: str) -> None:
         """Add one line, synced to disk; OSError if it could not be (nothing half-written

@@ -50,7 +50,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from recorder import __version__
-from recorder.errors import PollError, RecorderError, WriteRejectedError
+from recorder.errors import RecorderError, poll_error_kinds
 from recorder.values import PollOutcome, PollStatus
 
 log = logging.getLogger(__name__)
@@ -59,16 +59,6 @@ log = logging.getLogger(__name__)
 HealthCheck = Callable[[], tuple[bool, str]]
 #: Seconds a /healthz answer may take (it reads the database) before it is 503.
 HEALTH_SECONDS = 10.0
-
-
-def error_kinds() -> list[str]:
-    """Every `poll_errors.kind` a poll can end with."""
-    found, todo = {WriteRejectedError.kind}, [PollError]
-    while todo:
-        cls = todo.pop()
-        found.add(cls.kind)
-        todo.extend(cls.__subclasses__())
-    return sorted(found)
 
 
 class _Counted(Collector):
@@ -179,7 +169,7 @@ class Metrics:
             )
         )
         for account in accounts:
-            for kind in error_kinds():
+            for kind in sorted(poll_error_kinds()):
                 self.errors.labels(account, kind)  # 0 from the start: rates work at once
         self._held: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -191,6 +181,9 @@ class Metrics:
         account = result.account
         if result.status is PollStatus.REPLAYED:
             self.recording.labels(account).set(1)  # its backlog reaches the database again
+            if result.error_kind is not None:  # refused on its way in: it failed after all
+                self.up.labels(account).set(0)
+                self.errors.labels(account, result.error_kind).inc()
             return  # otherwise counted when it was polled
         if result.status is PollStatus.SKIPPED:
             self._forget(account)  # another process records it: its series are not ours

@@ -1,10 +1,12 @@
 """What the write path knows of the database's answers: whether it is away (and when to
 knock again), and which entries fail alone while it answers.
 
-An error the database does not mark as a refusal, while it answers a question at once, may
-still be about the data (a trigger's own error code, a statement too slow for this one
-reply). Such an entry is counted against: its account waits while the others go on, and
-once it has failed STRIKES times while other writes succeeded it is set aside as refused.
+An error the database names neither a refusal nor an outage (a trigger's own error code,
+an unexpected error), while it answers a question at once, may still be about the data.
+Such an entry is counted against: its account waits while the others go on, and once it
+has failed STRIKES times while other writes succeeded it is set aside as refused. A known
+outage (lost, full, read-only, locked, too slow) never counts against an entry: however
+long it lasts, the entry waits and is written when the database can take it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import time
 from datetime import datetime
 
-from recorder.errors import SchemaError, StoreError
+from recorder.errors import DatabaseUnavailableError, SchemaError, StoreError
 from recorder.store.database import Database
 from recorder.values import Observation
 
@@ -70,8 +72,8 @@ class Outage:
     def failed_alone(self, entry: Observation, error: StoreError) -> bool:
         """Whether writing `entry` failed while the database answers: counted against
         the entry, and its account waits while the others go on."""
-        if isinstance(error, SchemaError):
-            return False
+        if not isinstance(error, DatabaseUnavailableError) or error.certain:
+            return False  # an outage (or a schema it refuses) is never the entry's fault
         try:
             self.db.rows("SELECT 1")
         except StoreError:

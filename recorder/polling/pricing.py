@@ -74,13 +74,23 @@ def value_of(amount: Decimal, price: Decimal) -> Decimal | None:
 
 def valuate(balances: Mapping[str, Decimal], pairs: Mapping[str, Decimal] | None) -> Valuation:
     """Price every holding; `pairs` None (no ticker) leaves everything unpriced."""
-    if pairs is None:
-        return Valuation(unpriced=tuple(sorted(balances)), total=None if balances else Decimal(0))
     prices: dict[str, Decimal] = {}
+    for currency in balances:
+        price = None if pairs is None else usdt_price(currency, pairs)
+        if price is not None:
+            prices[currency] = price
+    return revalue(balances, prices)
+
+
+def revalue(balances: Mapping[str, Decimal], prices: Mapping[str, Decimal]) -> Valuation:
+    """Values and total of `balances` at `prices` (USDT per unit; a currency without one is
+    unpriced). Also how a buffered snapshot's values are worked out again when it is read
+    back: what the history gets never rests on values a journal line merely states."""
+    kept: dict[str, Decimal] = {}
     values: dict[str, Decimal] = {}
     unpriced = []
     for currency, amount in sorted(balances.items()):
-        price = usdt_price(currency, pairs)
+        price = prices.get(currency)
         value = value_of(amount, price) if price is not None else None
         if price is not None and value is None:
             log.warning(
@@ -92,16 +102,16 @@ def valuate(balances: Mapping[str, Decimal], pairs: Mapping[str, Decimal] | None
         if price is None or value is None:
             unpriced.append(currency)
             continue
-        prices[currency], values[currency] = price, value
+        kept[currency], values[currency] = price, value
     total = _total(values)
     while total is None:  # the values fit, their sum does not: leave out the largest
         largest = max(values, key=lambda c: values[c])
         log.warning("The total value does not fit the database; %s is stored unpriced.", largest)
-        del prices[largest], values[largest]
+        del kept[largest], values[largest]
         unpriced.append(largest)
         total = _total(values)
     has_total = bool(values) or not balances
-    return Valuation(prices, values, total if has_total else None, tuple(sorted(unpriced)))
+    return Valuation(kept, values, total if has_total else None, tuple(sorted(unpriced)))
 
 
 def _total(values: Mapping[str, Decimal]) -> Decimal | None:

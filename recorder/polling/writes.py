@@ -19,6 +19,9 @@ may still be about the data: that account alone waits while the others go on (ou
 
 Order matters within an account (each snapshot is diffed against the one before), not
 across accounts: an account whose entries cannot be written yet never holds up another.
+Writes take turns; a poll that finds another's write still going after GATE_SECONDS (a
+slow or silent database) waits in the buffer instead of holding its worker, so every
+account keeps being polled on time, and the write going on writes it next.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ def write_deadline(interval_seconds: float) -> float:
     return min(max(interval_seconds, low), high)
 
 
+#: How long a poll waits for another poll's write before its observation waits in the
+#: buffer instead (a healthy write takes milliseconds).
+GATE_SECONDS = 1.0
+
 #: poll_errors.kind of a poll whose data the database refused.
 REJECTED = WriteRejectedError.kind
 
@@ -77,6 +84,9 @@ class Stored:
     rejected: str | None = None
     #: Whether a buffered observation is in the journal (False: in memory only).
     journaled: bool = True
+    #: Buffered observations the database refused on their way in, with its reason (each
+    #: is now a poll_errors row of kind `rejected_by_database`).
+    refused: list[tuple[Observation, str]] = field(default_factory=list)
 
 
 class WritePath:
@@ -97,6 +107,9 @@ class WritePath:
         self.recorded_by = recorded_by
         self.outage = Outage(db, retry_seconds)
         self._gate = threading.Lock()
+        #: The new observation being written now (not yet in the buffer), if any.
+        self._writing: Observation | None = None
+        self._refused: list[tuple[Observation, str]] = []
         self._schema_ready = False
         #: Buffered snapshots dropped because another process recorded after them.
         self.superseded = 0
@@ -120,21 +133,61 @@ class WritePath:
 
     def store(self, observation: Observation) -> Stored:
         """Write `observation` after what its account has buffered, or keep it."""
-        with self._gate:
-            replayed: list[tuple[Observation, Written]] = []
-            if self._drain(replayed) and not self.buffer.holds(observation.account):
-                try:
-                    written = self._write(observation, replay=False)
-                except WriteRejectedError as error:
-                    self.outage.answered()
-                    return Stored(self._rejected(observation, error), replayed, error.reason)
-                except StoreError as error:
-                    if not self.outage.failed_alone(observation, error):
-                        self.outage.failed(error)
-                else:
-                    self.outage.answered()
-                    return Stored(written, replayed)
-            return Stored(None, replayed, journaled=self._keep(observation))
+        if not self._gate.acquire(timeout=GATE_SECONDS):
+            log.info(
+                "%s: another write is still going on; %s waits in the local buffer and is "
+                "written after it.",
+                observation.account,
+                observation.describe(),
+                extra={"account": observation.account},
+            )
+            return Stored(None, journaled=_keep(self.buffer, observation))
+        try:
+            stored = self._store(observation)
+            if stored.written is not None and len(self.buffer):
+                self._drain(stored.replayed)  # what waited behind this write
+            stored.refused, self._refused = self._refused, []
+            return stored
+        finally:
+            self._gate.release()
+
+    def _store(self, observation: Observation) -> Stored:
+        replayed: list[tuple[Observation, Written]] = []
+        if self._drain(replayed) and not self.buffer.holds(observation.account):
+            self._writing = observation
+            try:
+                written = self._write(observation, replay=False)
+            except WriteRejectedError as error:
+                self.outage.answered()
+                return Stored(self._rejected(observation, error), replayed, error.reason)
+            except StoreError as error:
+                if not self.outage.failed_alone(observation, error):
+                    self.outage.failed(error)
+            else:
+                self.outage.answered()
+                return Stored(written, replayed)
+            finally:
+                self._writing = None
+        return Stored(None, replayed, journaled=_keep(self.buffer, observation))
+
+    def in_flight(self) -> Observation | None:
+        """The new observation being written now, if any."""
+        return self._writing
+
+    def keep_in_flight(self) -> None:
+        """Put the observation whose write is still going on into the buffer (and its
+        journal): called when the daemon stops without waiting for it. Had the write
+        reached the database after all, the next run's replay skips it."""
+        observation = self.in_flight()
+        if observation is not None and observation not in self.buffer:
+            log.warning(
+                "%s: %s was still being written when the recorder stopped; it is kept in "
+                "the local buffer.",
+                observation.account,
+                observation.describe(),
+                extra={"account": observation.account},
+            )
+            _keep(self.buffer, observation)
 
     def waiting(self) -> tuple[int, float | None]:
         """How many polls wait for the database, and how many seconds the oldest has."""
@@ -217,7 +270,7 @@ class WritePath:
         """Write one buffered entry: what it wrote, or why it did not."""
         claim = self.claims.claim(entry.account)
         if claim is Claim.BUSY:
-            self._taken_over(entry.account)
+            _taken_over(self.buffer, entry.account)
         if claim in (Claim.BUSY, Claim.UNKNOWN):
             return _Replay.HELD
         try:
@@ -264,58 +317,68 @@ class WritePath:
         return True
 
     def _quarantined(self, entry: Observation, error: WriteRejectedError) -> Written:
-        where = self.buffer.quarantine(entry, f"refused by the database: {error.reason}")
-        if where is None and self.buffer.journal is not None:
-            log.error(
-                "%s: %s was refused by the database, and no copy of it could be kept beside "
-                "the journal (%s.quarantine cannot be written).",
-                entry.account,
-                entry.describe(),
-                self.buffer.journal,
-                extra={"account": entry.account},
-            )
-        elif where is not None:
-            log.error(
-                "%s: %s was refused by the database; a copy is kept in %s for you to look at "
-                "(the entries behind it go on).",
-                entry.account,
-                entry.describe(),
-                where,
-                extra={"account": entry.account},
-            )
+        self._refused.append((entry, error.reason))
+        _set_aside(self.buffer, entry, error)
         return self._rejected(entry, error)
 
-    def _taken_over(self, account: str) -> None:
-        dropped = self.buffer.discard(account)
-        log.warning(
-            "%s: another recorder process took this account while the database was away; "
-            "the %d poll(s) buffered here are dropped so its history stays consistent.",
-            account,
-            dropped,
-            extra={"account": account},
-        )
 
-    def _keep(self, observation: Observation) -> bool:
-        dropped, journaled = self.buffer.add(observation)
-        for entry in dropped:
-            log.error(
-                "The local buffer is full (%d polls): dropped %s%s.",
-                self.buffer.capacity,
-                entry.describe(),
-                ""
-                if not entry.is_snapshot
-                else "; the history has a gap there unless it repeated the snapshot before it",
-            )
-        where = f"journal {self.buffer.journal}" if journaled else "memory only"
-        log.warning(
-            "%s: %s waits in the local buffer (%s; %d buffered, %d of them snapshots; at "
-            "most %d) until the database takes it.",
-            observation.account,
-            observation.describe(),
-            where,
-            len(self.buffer),
-            self.buffer.snapshots(),
-            self.buffer.capacity,
-            extra={"account": observation.account},
+def _taken_over(buffer: OutageBuffer, account: str) -> None:
+    """Drop what is buffered of an account another process took over."""
+    dropped = buffer.discard(account)
+    log.warning(
+        "%s: another recorder process took this account while the database was away; "
+        "the %d poll(s) buffered here are dropped so its history stays consistent.",
+        account,
+        dropped,
+        extra={"account": account},
+    )
+
+
+def _keep(buffer: OutageBuffer, observation: Observation) -> bool:
+    """Put `observation` into the buffer, saying so; whether the journal holds it."""
+    dropped, journaled = buffer.add(observation)
+    for entry in dropped:
+        log.error(
+            "The local buffer is full (%d polls): dropped %s%s.",
+            buffer.capacity,
+            entry.describe(),
+            ""
+            if not entry.is_snapshot
+            else "; the history has a gap there unless it repeated the snapshot before it",
         )
-        return journaled
+    where = f"journal {buffer.journal}" if journaled else "memory only"
+    log.warning(
+        "%s: %s waits in the local buffer (%s; %d buffered, %d of them snapshots; at "
+        "most %d) until the database takes it.",
+        observation.account,
+        observation.describe(),
+        where,
+        len(buffer),
+        buffer.snapshots(),
+        buffer.capacity,
+        extra={"account": observation.account},
+    )
+    return journaled
+
+
+def _set_aside(buffer: OutageBuffer, entry: Observation, error: WriteRejectedError) -> None:
+    """Keep a copy of a refused buffered entry beside the journal, saying where."""
+    where = buffer.quarantine(entry, f"refused by the database: {error.reason}")
+    if where is None and buffer.journal is not None:
+        log.error(
+            "%s: %s was refused by the database, and no copy of it could be kept beside "
+            "the journal (%s.quarantine cannot be written).",
+            entry.account,
+            entry.describe(),
+            buffer.journal,
+            extra={"account": entry.account},
+        )
+    elif where is not None:
+        log.error(
+            "%s: %s was refused by the database; a copy is kept in %s for you to look at "
+            "(the entries behind it go on).",
+            entry.account,
+            entry.describe(),
+            where,
+            extra={"account": entry.account},
+        )

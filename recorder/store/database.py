@@ -131,18 +131,21 @@ class Database:
     def store_error(self, error: BaseException, *, invalidated: bool = False) -> StoreError:
         """The StoreError for a driver's error: an outage or a refusal of the data."""
         reason = text.one_line(str(error), limit=300) or type(error).__name__
-        if not invalidated and self.dialect.classify(error) == dialects.REFUSED:
+        kind = dialects.OUTAGE if invalidated else self.dialect.classify(error)
+        if kind == dialects.REFUSED:
             return WriteRejectedError(
                 f"The database at {self.display_url} refused the write ({reason}).", reason
             )
         diagnosis = self.dialect.diagnose(error, self.path)
         if diagnosis:
             reason = f"{reason}: {diagnosis}"
-        return DatabaseUnavailableError(
+        unavailable = DatabaseUnavailableError(
             f"The database at {self.display_url} is unavailable ({reason}); "
             f"{self.dialect.outage_hint}.",
             reason,
         )
+        unavailable.certain = kind == dialects.OUTAGE
+        return unavailable
 
     # -- writes --------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ currency name and every amount. One bad amount rejects the whole poll, because a
 missing one currency would record a false "gone" change. Only a success envelope says
 success: `code` 200 (as text or as a number equal to 200), and `success` / `failed`, where
 present, the JSON booleans true / false. A reply that carries no envelope at all (an empty
-body, HTTP 204) or an envelope without `data` (or with `data` "") is *ambiguous*: the
+body, HTTP 204) or an envelope without `data` (or with `data` null or "") is *ambiguous*: the
 snapshot is marked so, and the write path believes "holds nothing" only when the next poll
 confirms it.
 """
@@ -237,9 +237,9 @@ def check_currency(name: str) -> str:
 
 def _holdings(data: Any) -> Mapping[str, Any]:
     # "If a user holds no assets, an empty response will be returned": in a success
-    # envelope, an empty object or list, or null, means "holds nothing" (an empty string
-    # says nothing; it is ambiguous, like a missing `data`).
-    if data is None or (isinstance(data, list | dict) and not data):
+    # envelope, an empty object or list means "holds nothing" (null or an empty string say
+    # nothing; they are ambiguous, like a missing `data`).
+    if isinstance(data, list | dict) and not data:
         return {}
     if not isinstance(data, dict):
         raise ResponseFormatError(
@@ -265,7 +265,7 @@ def parse_balances(body: bytes, taken_at: datetime) -> Snapshot:
     if not body.strip():
         return _ambiguous(taken_at)
     data = check_envelope(decode_json(body))
-    if data is MISSING or data == "":
+    if data is MISSING or data is None or data == "":
         return _ambiguous(taken_at)
     balances: dict[str, Decimal] = {}
     for currency, raw in _holdings(data).items():
@@ -280,7 +280,7 @@ def parse_complete_balances(body: bytes, taken_at: datetime) -> Snapshot:
     if not body.strip():
         return _ambiguous(taken_at)
     data = check_envelope(decode_json(body))
-    if data is MISSING or data == "":
+    if data is MISSING or data is None or data == "":
         return _ambiguous(taken_at)
     balances: dict[str, Decimal] = {}
     parts: dict[str, tuple[Decimal, Decimal]] = {}

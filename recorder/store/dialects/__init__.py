@@ -16,12 +16,12 @@ from sqlalchemy.engine import URL, make_url
 
 from recorder import text
 from recorder.errors import ConfigError
-from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect
+from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, UNKNOWN, Dialect
 from recorder.store.dialects.mysql import MySQL
 from recorder.store.dialects.postgresql import PostgreSQL
 from recorder.store.dialects.sqlite import SQLite
 
-__all__ = ["OUTAGE", "REFUSED", "TABLES", "Dialect", "for_name", "for_url", "parse_url"]
+__all__ = ["OUTAGE", "REFUSED", "TABLES", "UNKNOWN", "Dialect", "for_name", "for_url", "parse_url"]
 
 _BY_NAME: Mapping[str, type[Dialect]] = {
     "sqlite": SQLite,

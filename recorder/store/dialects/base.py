@@ -18,6 +18,10 @@ TABLES = ("accounts", "snapshots", "balances", "balance_changes", "poll_errors")
 
 OUTAGE = "outage"  # the database could not be reached or could not write: try again later
 REFUSED = "refused"  # the database refused what was written: retrying cannot help
+#: Neither, as far as the backend's codes tell (a trigger's own code, an unexpected error):
+#: tried again like an outage, and set aside only if it keeps failing while other writes
+#: succeed (polling/outage.py).
+UNKNOWN = "unknown"
 
 #: TCP keepalives on every server connection: a peer that vanished (a cut network, not a
 #: refused connection) is noticed within about a minute, even under a long statement
@@ -203,6 +207,7 @@ class Dialect:
 
     def classify(self, error: BaseException) -> str:
         """REFUSED for a driver's error (unwrapped from SQLAlchemy's) about the data being
-        written, OUTAGE for everything else: only what is positively about the data is
-        given up on; anything else is kept and tried again."""
+        written, OUTAGE for one about the database or the way to it (unreachable, lost,
+        full, read-only, locked, too slow), UNKNOWN for the rest. Only what is positively
+        about the data is given up on at once; an outage never is."""
         return OUTAGE

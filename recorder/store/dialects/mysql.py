@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 from sqlalchemy.types import TypeEngine
 
-from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, Dialect, keepalive
+from recorder.store.dialects.base import OUTAGE, REFUSED, TABLES, UNKNOWN, Dialect, keepalive
 
 #: The handshake's bound; a URL that sets read_timeout or write_timeout keeps its own.
 _HANDSHAKE_SECONDS = 10.0
@@ -51,6 +51,15 @@ class MySQL(Dialect):
     _REFUSED_CODES = frozenset(
         {1048, 1062, 1118, 1264, 1265, 1292, 1300, 1366, 1406, 1416, 1451, 1452, 1690}
         | {1644, 3819, 3988, 4025}
+    )
+    # Server error numbers about the server, not the data: disk or table full, too many
+    # connections, shutting down, access denied, lock wait timeout, deadlock, read-only,
+    # interrupted or killed, a statement timeout (MySQL 3024, MariaDB 1969), dropped for
+    # inactivity. The client's own numbers (2000-2999: lost, gone away, cannot connect)
+    # are outages too.
+    _OUTAGE_CODES = frozenset(
+        {1021, 1030, 1040, 1044, 1045, 1053, 1114, 1142, 1205, 1213, 1290, 1317, 1792}
+        | {1836, 1927, 1969, 3024, 4031}
     )
 
     def number_text(self, expression: str) -> str:
@@ -107,4 +116,8 @@ class MySQL(Dialect):
         code = error.args[0] if error.args and isinstance(error.args[0], int) else None
         if code in self._REFUSED_CODES:
             return REFUSED
-        return REFUSED if type(error).__name__ in ("DataError", "IntegrityError") else OUTAGE
+        if type(error).__name__ in ("DataError", "IntegrityError"):
+            return REFUSED
+        if code is None or code in self._OUTAGE_CODES or 2000 <= code < 3000:
+            return OUTAGE
+        return UNKNOWN

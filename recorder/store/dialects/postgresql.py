@@ -18,6 +18,7 @@ from recorder.store.dialects.base import (
     OUTAGE,
     REFUSED,
     TABLES,
+    UNKNOWN,
     Dialect,
 )
 
@@ -58,6 +59,12 @@ class PostgreSQL(Dialect):
     # long, not in the encoding), integrity, program limits (a row too large), and what a
     # trigger or a function raised (PL/pgSQL's RAISE, another language's error).
     _REFUSED_CLASSES = ("22", "23", "54", "P0", "38", "39")
+    # SQLSTATE classes about the server or the way to it: the connection, the transaction
+    # rolled back (deadlock, serialisation), a read-only transaction, resources (disk
+    # full, too many connections), a lock not available, an operator's or a timeout's
+    # cancel, the system, configuration, the server's own internal errors; and no
+    # permission (an operator's change, not the data's fault).
+    _OUTAGE_CLASSES = ("08", "25", "40", "53", "55", "57", "58", "F0", "XX", "42501")
 
     def insert_returning_id(self, table: str, columns: Sequence[str]) -> str:
         return self.insert(table, columns) + " RETURNING id"
@@ -154,6 +161,9 @@ class PostgreSQL(Dialect):
     def classify(self, error: BaseException) -> str:
         state = getattr(error, "sqlstate", None)
         if isinstance(state, str) and state:
-            return REFUSED if state.startswith(self._REFUSED_CLASSES) else OUTAGE
-        # No SQLSTATE: refused by the driver itself (a NUL in text), or no server at all.
+            if state.startswith(self._REFUSED_CLASSES):
+                return REFUSED
+            return OUTAGE if state.startswith(self._OUTAGE_CLASSES) else UNKNOWN
+        # No SQLSTATE: refused by the driver itself (a NUL in text), or no server at all,
+        # or the connection lost.
         return REFUSED if type(error).__name__ in ("DataError", "IntegrityError") else OUTAGE

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from recorder.store.dialects.base import OUTAGE, REFUSED, Dialect
+from recorder.store.dialects.base import OUTAGE, REFUSED, UNKNOWN, Dialect
 
 
 class SQLite(Dialect):
@@ -31,6 +31,10 @@ class SQLite(Dialect):
 
     # Primary result codes (the low byte of an extended code) that refuse the data itself.
     _REFUSED_CODES = frozenset((SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE))
+    # Primary result codes about the file and its disk, not the data: no permission, busy,
+    # locked, out of memory, read-only, interrupted (the deadline), I/O error, corrupt,
+    # full, cannot open, a lock protocol error, not a database.
+    _OUTAGE_CODES = frozenset((3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 26))
 
     def storage_time(self, moment: datetime) -> Any:
         # SQLAlchemy's own SQLite format, "2026-03-31 23:30:00.000000": text sorts in time.
@@ -81,4 +85,8 @@ class SQLite(Dialect):
         if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
             return REFUSED
         code = getattr(error, "sqlite_errorcode", None)
-        return REFUSED if code is not None and code & 0xFF in self._REFUSED_CODES else OUTAGE
+        if code is None:
+            return OUTAGE  # no code: the module's own error (a closed connection)
+        if code & 0xFF in self._REFUSED_CODES:
+            return REFUSED
+        return OUTAGE if code & 0xFF in self._OUTAGE_CODES else UNKNOWN
