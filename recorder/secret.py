@@ -40,14 +40,18 @@ _lock = threading.Lock()
 # place, so readers need no lock.
 _registered: list[tuple[frozenset[str], re.Pattern[str] | None]] = [(frozenset(), None)]
 #: What may stand between two characters of an echoed secret: a reply that splits a
-#: signature into groups, or across lines, still shows it.
-_GAP = r"[\s:._-]{0,2}"
+#: signature into groups (by blanks, tabs, blank lines, punctuation, invisible characters
+#: such as a zero-width space or a soft hyphen) still shows it.
+_GAP = r"[\s:._,;/|\u00ad\u200b-\u200d\u2060\ufeff-]{0,8}"
+#: A secret shorter than this is refused by the configuration: masking it would blank out
+#: ordinary words.
+SHORTEST = 6
 
 
 def register(value: str) -> None:
     """Never let `value` reach a log line, a stored row or the terminal."""
     # Very short values would blank out ordinary words; secrets are long.
-    if len(value) >= 6:
+    if len(value) >= SHORTEST:
         with _lock:
             values = _registered[0][0]
             if value not in values:
@@ -67,7 +71,7 @@ def _matching(values: frozenset[str]) -> tuple[frozenset[str], re.Pattern[str]]:
 def longest() -> int:
     """How many characters an echo of the longest registered secret can span, its groups
     split by gaps (0 when there is none)."""
-    return 3 * max(map(len, _registered[0][0]), default=0)
+    return 9 * max(map(len, _registered[0][0]), default=0)
 
 
 def mask_registered(text: str) -> str:
@@ -75,6 +79,15 @@ def mask_registered(text: str) -> str:
     by '***'."""
     pattern = _registered[0][1]
     return text if pattern is None else pattern.sub("***", text)
+
+
+def inside_registered(text: str) -> bool:
+    """Whether `text`, 8 characters or more, is a piece of a registered secret (half a
+    signature sent back as a currency name)."""
+    if len(text) < 8:
+        return False
+    folded = text.casefold()
+    return any(folded in value.casefold() for value in _registered[0][0])
 
 
 def holds_registered(text: str) -> bool:

@@ -8,8 +8,10 @@ payload or a metrics label, it passes `safe`:
 
 - secrets masked: the values of `sign=`, `api_key=` and `secret_key=`, the user and
   password of any URL, and every secret the recorder was configured with (secret.py);
-- control characters escaped: C0 (newlines included), DEL, C1, and lone surrogates
-  become visible `\\xNN` / `\\uNNNN` escapes, so one message stays one line;
+- control characters escaped: C0 (newlines included), DEL, C1, lone surrogates, Unicode's
+  line and paragraph separators, direction overrides and invisible format characters
+  become visible `\\xNN` / `\\uNNNN` escapes, so one message stays one line and reads
+  as it is stored;
 - length bounded: the first `limit` characters and "... (N more)".
 
 Redaction comes first, on the whole text (or a prefix longer than what is shown by more
@@ -41,7 +43,13 @@ _PARAMETER = re.compile(
 )
 # scheme://user:password@host -> scheme://***@host
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]+@")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff"
+    # Unicode's own line and paragraph separators (a line break to most log readers),
+    # direction overrides and isolates (text shown in another order than it is), and
+    # invisible format characters (zero-width, soft hyphen, byte order mark).
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
 
 
 def redact(value: str) -> str:

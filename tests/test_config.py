@@ -113,10 +113,15 @@ def test_the_config_file_is_found_by_variable_then_in_the_current_folder(tmp_pat
             "does not exist",
         ),
         (
-            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='s'\n"
-            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='s'\n",
+            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='s-long-enough'\n"
+            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='s-long-enough'\n",
             {},
             "used twice",
+        ),
+        (
+            "[[accounts]]\nname='a'\napi_key='k'\nsecret_key='x9Q2z'\n",
+            {},
+            "too short to be a CoinW key",
         ),
         (
             "[[accounts]]\nname = 'main'\napi_key = 'k'\nsecret_key = 's'\nsecret_key_env = 'S'\n",

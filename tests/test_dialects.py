@@ -195,3 +195,32 @@ def test_copies_read_one_snapshot_and_upgrades_take_a_lock_on_every_backend() ->
     assert "pg_try_advisory_xact_lock" in POSTGRESQL.upgrade_lock[0]
     assert POSTGRESQL.upgrade_lock[1] == ""  # the transaction's end releases it
     assert "GET_LOCK" in MYSQL.upgrade_lock[0] and "RELEASE_LOCK" in MYSQL.upgrade_lock[1]
+
+
+def test_a_password_in_the_query_is_masked_like_one_in_the_userinfo() -> None:
+    from recorder.store.dialects import displayed, parse_url, url_secrets
+
+    url = parse_url("postgresql://u@h/db?password=Hunter2pw&sslmode=require")
+    assert "Hunter2pw" not in displayed(url) and "sslmode=require" in displayed(url)
+    assert url_secrets(url) == ["Hunter2pw"]
+    both = parse_url("mysql://root:pw1@h/db?passwd=pw2")
+    assert sorted(url_secrets(both)) == ["pw1", "pw2"]
+    assert "pw1" not in displayed(both) and "pw2" not in displayed(both)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://u:Hun@ter2pw@127.0.0.1/db", "write an '@'"),
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite:///file:x?mode=memory&uri=true", "in-memory"),
+    ],
+)
+def test_urls_that_would_show_a_password_or_keep_nothing_are_refused(url: str, said: str) -> None:
+    from recorder.errors import ConfigError
+    from recorder.store.dialects import parse_url
+
+    with pytest.raises(ConfigError, match=said) as refused:
+        parse_url(url)
+    assert "ter2pw" not in str(refused.value)

@@ -294,3 +294,20 @@ def test_status_shows_a_foreign_error_row_as_data(sqlite_db: Database, sqlite_ur
         assert result.exit_code == 1  # stale: it never succeeded
         assert not RAW_CONTROL.search(result.output) and SIGNATURE not in result.output
         assert "x\\x1b[2J" in result.output.replace("\\\\", "\\")
+
+
+@pytest.mark.parametrize("gap", ["   ", "\r\n\r\n", " \t ", ", ", "\u200b", "\u00ad", " | ", "/"])
+def test_a_signature_split_by_any_blank_run_or_separator_is_masked(gap: str) -> None:
+    signature = "7DC4CE12E85BAD05F1B025F4E3768DF3"
+    secret.register(signature)
+    split = gap.join(signature[i : i + 8] for i in range(0, 32, 8))
+    assert "E85BAD05" not in text.safe(f"echo: {split} end")
+    assert "E85BAD05" not in text.safe(f"echo: {split.lower()} end")
+
+
+def test_unicode_separators_and_direction_controls_are_escaped() -> None:
+    hostile = "a\u2028INFO forged\u2029b \u202eRLO\u202c \u2066x\u2069 \u200f\ufeff\ufff9"
+    shown = text.safe(hostile)
+    assert len(shown.splitlines()) == 1
+    assert not any(ch in shown for ch in "\u2028\u2029\u202e\u202c\u2066\u2069\u200f\ufeff")
+    assert "\\u2028" in shown and "\\u202e" in shown

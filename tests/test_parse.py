@@ -259,6 +259,7 @@ def test_a_reply_naming_more_currencies_than_the_cap_is_refused() -> None:
 def test_a_currency_name_that_repeats_a_registered_secret_is_refused() -> None:
     signature = "9F86D081884C7D659A2FEAA0C55AD015"
     secret.register(signature)
-    for name in (signature, signature.lower()):
+    for name in (signature, signature.lower(), signature[:16], signature[16:].lower()):
         with pytest.raises(errors.ResponseFormatError, match="repeats a secret"):
             parse({**DOC, "data": {name: "1"}})
+    assert parse({**DOC, "data": {"9F86D08": "1"}}).balances  # 7 characters: a name

@@ -36,7 +36,7 @@ from recorder.config.settings import (
     keys,
 )
 from recorder.errors import ConfigError
-from recorder.secret import Secret
+from recorder.secret import SHORTEST, Secret
 from recorder.values import Credentials
 
 DEFAULT_CONFIG_NAME = "recorder.toml"
@@ -209,6 +209,11 @@ def _require_keys(where: str, api_key: str, secret: str, *, environment: bool = 
             f"{where} has no secret key: set secret_key_credential, secret_key_file or "
             f"secret_key_env{also}."
         )
+    if len(secret) < SHORTEST:
+        raise ConfigError(
+            f"{where}'s secret key is {len(secret)} characters long, too short to be a CoinW "
+            "key (or to be kept out of logs); check that the whole key was copied."
+        )
 
 
 def _notify_rule(at: str, table: Any) -> NotifyRule:
@@ -298,6 +303,7 @@ def _accounts(
             f"'{ENVIRONMENT_ACCOUNT}'; the variable is ignored."
         )
     elif api_key and secret:
+        _require_keys(where, api_key, secret, environment=True)
         accounts.append(AccountConfig(ENVIRONMENT_ACCOUNT, Credentials(api_key, Secret(secret))))
     elif api_key:
         raise ConfigError(

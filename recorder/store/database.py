@@ -56,10 +56,10 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.url = dialects.parse_url(url)
         self.dialect = dialects.for_url(self.url)
-        self.display_url = self.url.render_as_string(hide_password=True)
-        if self.url.password:
+        self.display_url = dialects.displayed(self.url)
+        for password in dialects.url_secrets(self.url):
             # A driver's error text may quote it outside a URL, where display_url cannot help.
-            secret.register(str(self.url.password))
+            secret.register(password)
         #: The SQLite file, or None for a server (or an in-memory database).
         self.path = self.dialect.database_file(self.url)
         #: Names this database in files that belong to it (the outage journal): 16 hex

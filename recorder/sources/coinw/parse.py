@@ -227,7 +227,8 @@ def check_currency(name: str) -> str:
             f"CoinW sent a currency name we do not accept ({_describe(name)}): "
             "expected 1-32 letters, digits, '.', '_' or '-'."
         )
-    if secret.holds_registered(name):  # an echoed signature must not become history
+    # An echoed signature (or a piece of it) must not become history.
+    if secret.holds_registered(name) or secret.inside_registered(name):
         raise ResponseFormatError(
             "CoinW sent a currency name that repeats a secret of this configuration (the "
             "request's signature or a key); the reply is not stored."

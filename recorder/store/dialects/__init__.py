@@ -21,7 +21,18 @@ from recorder.store.dialects.mysql import MySQL
 from recorder.store.dialects.postgresql import PostgreSQL
 from recorder.store.dialects.sqlite import SQLite
 
-__all__ = ["OUTAGE", "REFUSED", "TABLES", "UNKNOWN", "Dialect", "for_name", "for_url", "parse_url"]
+__all__ = [
+    "OUTAGE",
+    "REFUSED",
+    "TABLES",
+    "UNKNOWN",
+    "Dialect",
+    "displayed",
+    "for_name",
+    "for_url",
+    "parse_url",
+    "url_secrets",
+]
 
 _BY_NAME: Mapping[str, type[Dialect]] = {
     "sqlite": SQLite,
@@ -71,8 +82,43 @@ def parse_url(url: str) -> URL:
             f"database_url uses {parsed.get_backend_name()!r}; the recorder supports sqlite, "
             "postgresql and mysql/mariadb."
         )
+    if "@" in (parsed.host or ""):
+        raise ConfigError(
+            "database_url has more than one '@' (one in the password?); write an '@' in the "
+            "user name or password as %40."
+        )
+    if parsed.get_backend_name() == "sqlite" and _in_memory(parsed):
+        raise ConfigError(
+            "database_url names an in-memory SQLite database, which keeps nothing once the "
+            "command ends; name a file, e.g. sqlite:///recorder.db."
+        )
     _check_numbers(parsed)
     return parsed
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+#: Query parameters of a database URL that carry a secret (psycopg and PyMySQL accept the
+#: password there too).
+_SECRET_PARAMETERS = ("pass", "secret", "token")
+
+
+def url_secrets(url: URL) -> list[str]:
+    """The secrets a database URL carries: its password, in the userinfo or the query."""
+    found = [str(url.password)] if url.password else []
+    for key, value in url.query.items():
+        if any(word in key.lower() for word in _SECRET_PARAMETERS):
+            found.extend((value,) if isinstance(value, str) else value)
+    return [one for one in found if one]
+
+
+def displayed(url: URL) -> str:
+    """The URL to show: the password, in the userinfo or the query, as ***."""
+    hidden = {key: "***" for key in url.query if any(w in key.lower() for w in _SECRET_PARAMETERS)}
+    return url.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def _check_numbers(url: URL) -> None:
