@@ -53,6 +53,22 @@ def journal_path(settings: Settings, db: Database) -> Path | None:
     return settings.buffer_file.with_name(name)
 
 
+def other_journals(settings: Settings, path: Path | None) -> list[Path]:
+    """Journals beside this one, named by the same `buffer_file` pattern for another
+    database identity, that still hold polls: another database, or this one reached by
+    another spelling of its URL (`localhost` for `127.0.0.1`), whose polls wait there."""
+    if settings.buffer_file is None or path is None:
+        return []
+    pattern = settings.buffer_file.name
+    if "{database}" not in pattern:
+        return []
+    found = []
+    for other in sorted(path.parent.glob(pattern.replace("{database}", "*"))):
+        if other != path and other.is_file() and other.stat().st_size > 0:
+            found.append(other)
+    return found
+
+
 def check_journal(path: Path | None) -> None:
     """Refuse to start when the outage journal cannot be written: polls buffered during an
     outage would be lost while the log promised the next run writes them."""
@@ -136,6 +152,13 @@ def build(
         db.deadline = write_deadline(settings.interval_seconds)
         journal = journal_path(settings, db)
         check_journal(journal)
+        for other in other_journals(settings, journal):
+            log.warning(
+                "The buffer journal %s beside this one holds polls of another database URL "
+                "(another database, or this one spelled another way); they are written only "
+                "by a run with that URL.",
+                other,
+            )
         account_locks = locks.for_database(db, settings.interval_seconds)
         claims = locks.Claims(account_locks, ha=settings.ha)
         closing.append(claims.close)

@@ -16,8 +16,10 @@ from recorder.values import Credentials, PollOutcome
 
 log = logging.getLogger(__name__)
 
-#: The one account the demo records; `recorder demo` replaces only a database holding it.
+#: The one account the demo records, and the `recorded_by` of its snapshots: `recorder
+#: demo` replaces only a database holding nothing else (a real account may be named demo).
 DEMO_ACCOUNT = "demo"
+DEMO_RECORDER = "recorder demo"
 
 SQL_TO_TRY = (
     "SELECT a.name, c.currency, c.old_amount, c.new_amount, c.delta, c.taken_at "
@@ -44,6 +46,7 @@ def run_demo(database: Path, *, polls: int = 6, interval: float = 1.0) -> Path:
         )
         log.info("Simulated CoinW exchange listening on %s.", exchange.url)
         with app.running(settings) as recorder:
+            recorder.poller.writes.recorded_by = DEMO_RECORDER
             daemon = recorder.daemon
             done = 0
 

@@ -107,6 +107,9 @@ class Observation:
     snapshot: Snapshot | None = None
     error_kind: str | None = None  # set for a failed poll
     message: str = ""
+    #: The process that took it ("host:pid"), once it waits in a buffer: written late, by
+    #: this or a later process, it is recorded under that name.
+    recorded_by: str | None = None
 
     @classmethod
     def of_snapshot(cls, account: str, snapshot: Snapshot) -> Observation:

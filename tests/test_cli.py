@@ -178,7 +178,7 @@ def test_an_unreachable_database_keeps_the_poll_in_the_buffer_and_exits_1(
     assert result.exit_code == 1
     assert "The database at postgresql+psycopg://***@127.0.0.1:1/x" in result.stderr
     assert "Connection refused" in result.stderr and "check database_url" in result.stderr
-    assert "the snapshot waits in the buffer journal" in result.stderr
+    assert "the snapshot waits in the buffer journal" in result.stdout
     assert "Traceback" not in result.output
     (journal,) = tmp_path.glob("recorder-buffer-*.jsonl")
     assert '"BTC":"0.0012"' in journal.read_text()

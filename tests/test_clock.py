@@ -118,7 +118,7 @@ def test_polls_taken_while_the_clock_is_behind_are_stored_after_the_newest_snaps
                 # While the clock is behind: a warning naming both times, and the account's
                 # latest holdings are what it holds.
                 assert "the clock went back: this poll was taken at 2026-03-31T09:0" in logs[-1]
-                assert "not after the account's newest snapshot of 2026-03-31T10:0" in logs[-1]
+                assert "not after the account's newest poll of 2026-03-31T10:0" in logs[-1]
                 assert latest_balances(url) == [("BTC", Decimal(btc))]
             else:
                 assert "clock went back" not in logs[-1]

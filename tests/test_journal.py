@@ -253,3 +253,22 @@ def test_what_is_in_memory_only_is_counted_right_after_it_is_written(disk: Small
     buffer.remove([lost])  # written to the database after all
     assert buffer.unsaved == 0 and buffer.saved() == 1 == len(buffer)
     buffer.close()
+
+
+def test_a_journal_left_under_another_spelling_of_the_url_is_pointed_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pattern = tmp_path / "recorder-buffer-{database}.jsonl"
+    settings = settings_for("http://x", buffer_file=pattern)
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        mine = app.journal_path(settings, db)
+        left = tmp_path / "recorder-buffer-0f582e6d.jsonl"
+        left.write_text(to_line(entry(), "0f582e6d00000000") + "\n")
+        (tmp_path / "recorder-buffer-00000000.jsonl").write_text("")  # empty: nothing waits
+        assert app.other_journals(settings, mine) == [left]
+        with caplog.at_level(logging.WARNING):
+            app.build(settings, db=db).close()
+        assert f"The buffer journal {left} beside this one holds polls" in caplog.text
+    finally:
+        db.close()

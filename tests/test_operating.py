@@ -29,7 +29,7 @@ from recorder.polling.daemon import Daemon
 from recorder.store import migrate
 from recorder.store.database import Database
 from recorder.store.migrate import HEAD_REVISION
-from tests.conftest import snapshot_count, wait_for
+from tests.conftest import open_db, snapshot_count, wait_for
 from tests.disk import SmallDisk
 from tests.helpers import account, add_snapshot
 
@@ -127,6 +127,17 @@ def test_the_demo_refuses_a_database_that_holds_a_real_history(
     assert result.exit_code == 2
     assert "is not an earlier demo" in result.stderr and "--database" in result.stderr
     assert path.read_bytes() == before and snapshot_count(sqlite_url) == 1
+    # Nor is a real account that happens to be named demo taken for the demo's.
+    named_demo = tmp_path / "named-demo.db"
+    db = open_db(f"sqlite:///{named_demo}")
+    try:
+        migrate.ensure_schema(db)
+        add_snapshot(db, "demo", datetime(2026, 3, 31, tzinfo=UTC), {"BTC": Decimal(1)})
+    finally:
+        db.close()
+    before = named_demo.read_bytes()
+    assert invoke({}, "demo", "--database", str(named_demo), "--polls", "1").exit_code == 2
+    assert named_demo.read_bytes() == before
     other = tmp_path / "notes.txt"
     other.write_text("not a database at all")
     assert invoke({}, "demo", "--database", str(other), "--polls", "1").exit_code == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_a_read_only_disk_under_the_database_keeps_polls_in_the_journal(
     disk.read_only()  # nothing is open: the kernel lets it go read-only
     down = runner.invoke(cli, ["poll"], env=env)
     assert down.exit_code == 1 and "Traceback" not in down.output
-    assert "waits in the buffer journal" in down.stderr
+    assert "waits in the buffer journal" in down.stdout
     # SQLite says "unable to open database file" or "disk I/O error": the disk is named.
     assert "the file system holding it is mounted read-only" in down.stderr
     assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 1
@@ -181,8 +182,8 @@ def test_a_poll_that_neither_the_database_nor_a_journal_can_keep_says_it_is_lost
     finally:
         disk.writable()
     assert down.exit_code == 1
-    assert "could not be kept in the buffer journal" in down.stderr
-    assert "is lost now" in down.stderr and "waits in the buffer journal" not in down.stderr
+    assert "could not be kept in the buffer journal" in down.stdout
+    assert "is lost now" in down.stdout and "waits in the buffer journal" not in down.stdout
 
 
 def test_the_database_is_not_said_to_be_back_when_nothing_was_written(
@@ -245,3 +246,45 @@ def test_a_write_that_hangs_holds_no_other_accounts_poll_and_is_kept_when_stoppi
     assert len(taken) == len(set(taken))
     assert sum(1 for name, _ in taken if name == "a") == 2
     assert sum(1 for name, _ in taken if name == "b") >= 3
+
+
+def test_empty_replies_while_the_clock_is_behind_still_confirm_one_another(
+    sqlite_db: Database,
+) -> None:
+    from recorder.store import migrate, writes
+
+    migrate.ensure_schema(sqlite_db)
+    writes.record(sqlite_db, observation(60, "1"), recorded_by="t", replay=False)
+    for minute in (1, 2):  # an hour behind the snapshot: each restamped after the last
+        empty = Snapshot(T0 + timedelta(minutes=minute), {}, ambiguous=True)
+        last = writes.record(
+            sqlite_db, Observation.of_snapshot("main", empty), recorded_by="t", replay=False
+        )
+    assert last.snapshot_id is not None  # the second confirmed the first
+    assert query(sqlite_db, "SELECT count(*) FROM poll_errors") == [(1,)]
+    assert counts(sqlite_db)["snapshots"] == 2
+    gone = query(sqlite_db, "SELECT old_amount FROM balance_changes WHERE new_amount IS NULL")
+    assert [str(old) for (old,) in gone] == ["1"]
+
+
+def test_polls_a_process_buffered_before_its_restart_are_written_under_its_name(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    from recorder.store import migrate, writes
+
+    migrate.ensure_schema(sqlite_db)
+    # The earlier run recorded at 13:00, then buffered a poll with its clock an hour behind.
+    writes.record(sqlite_db, observation(60, "1"), recorded_by="host:100", replay=False)
+    journal = tmp_path / "journal.jsonl"
+    buffer = OutageBuffer(journal, 100)
+    buffer.add(replace(observation(1, "2"), recorded_by="host:100"))
+    buffer.close()
+    # The next run (another pid) writes it: not "recorded over by another process".
+    stored = write_path(sqlite_db, journal).store(observation(61, "3"))
+    assert [entry.recorded_by for entry, _ in stored.replayed] == ["host:100"]
+    assert query(sqlite_db, "SELECT recorded_by FROM snapshots ORDER BY taken_at") == [
+        ("host:100",),
+        ("host:100",),
+        ("test:1",),
+    ]
+    assert [row[0] for row in history(sqlite_db)] == ["1", "2", "3"]

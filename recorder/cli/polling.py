@@ -65,8 +65,11 @@ def poll(state: State) -> None:
 
 def _report(outcome: PollOutcome) -> bool:
     """Print what one poll did; False when it did not record its account."""
+    # Results go to stdout, like a recorded poll's; stderr is the log's alone (with
+    # --log-format json a shipper reads every line of it as JSON).
     if outcome.status in (PollStatus.FAILED, PollStatus.SKIPPED):
-        click.echo(f"{outcome.account}: poll failed: {text.safe(outcome.error)}", err=True)
+        said = text.safe(outcome.error).removeprefix(f"{outcome.account}: ")
+        click.echo(f"{outcome.account}: poll failed: {said}")
         return False
     if outcome.status is PollStatus.BUFFERED:
         if outcome.journaled:
@@ -76,9 +79,7 @@ def _report(outcome: PollOutcome) -> bool:
                 "could not be kept in the buffer journal (see the log above, or buffer_file "
                 'is "") and is lost now'
             )
-        click.echo(
-            f"{outcome.account}: the database is unavailable; the snapshot {where}.", err=True
-        )
+        click.echo(f"{outcome.account}: the database is unavailable; the snapshot {where}.")
         return False
     assert outcome.snapshot is not None
     count = len(outcome.snapshot.balances)
@@ -130,8 +131,8 @@ def demo(state: State, database: Path, polls: int, interval: float) -> None:
     click.echo(f"  {url} recorder at")
     if not has_report_extra():
         click.echo(
-            "and, after installing the report extra (pip install -e '.[report]' in a checkout, "
-            "or pip install 'coinw-recorder[report]'), see the HTML report:"
+            "and, after installing the report extra (pip install -e '.[report]' in the "
+            "checkout you installed from), see the HTML report:"
         )
     else:
         click.echo("and see the HTML report:")
@@ -145,7 +146,7 @@ def has_report_extra() -> bool:
 
 def _refuse_a_history(path: Path) -> None:
     """The demo replaces its file: refuse one that holds anything but an earlier demo."""
-    from recorder.demo import DEMO_ACCOUNT
+    from recorder.demo import DEMO_ACCOUNT, DEMO_RECORDER
     from recorder.errors import InputError, StoreError
     from recorder.store import history
     from recorder.store.database import Database
@@ -155,12 +156,12 @@ def _refuse_a_history(path: Path) -> None:
     # Read-only: a file that is not the demo's is left exactly as it was.
     db = Database(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
     try:
-        recorded: set[str] | None = set(history.resolve_accounts(db))
+        recorded: set[str] | None = set(history.resolve_accounts(db)) | history.recorders(db)
     except StoreError:
         recorded = None  # not a recorder database at all
     finally:
         db.close()
-    if recorded is None or recorded - {DEMO_ACCOUNT}:
+    if recorded is None or recorded - {DEMO_ACCOUNT, DEMO_RECORDER}:
         raise InputError(
             f"{path} holds a database that is not an earlier demo, and the demo replaces its "
             "file; give another file with --database."

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -64,6 +64,7 @@ def to_line(entry: Observation, database: str) -> str:
         "at": entry.at.isoformat(),
         "error_kind": entry.error_kind,
         "message": entry.message,
+        "recorded_by": entry.recorded_by,
     }
     snapshot = entry.snapshot
     if snapshot is not None:
@@ -157,6 +158,7 @@ def from_line(line: str) -> Entry:
         database = document.get("database")
         if database is not None and not isinstance(database, str):
             raise JournalLineError("'database' is not text")
+        taker = _recorded_by(document.get("recorded_by"))
         if document.get("error_kind") is not None:
             kind = _string(document, "error_kind", _KIND)
             if kind not in poll_error_kinds():
@@ -165,10 +167,20 @@ def from_line(line: str) -> Entry:
             if not isinstance(message, str):
                 raise JournalLineError("'message' is not text")
             failure = Observation.of_failure(account, at, kind, text.safe(message, _MESSAGE_LIMIT))
-            return Entry(failure, database)
-        return Entry(Observation.of_snapshot(account, _snapshot(document, at)), database)
+            return Entry(replace(failure, recorded_by=taker), database)
+        snapshot = Observation.of_snapshot(account, _snapshot(document, at))
+        return Entry(replace(snapshot, recorded_by=taker), database)
     except (InvalidAmountError, ArithmeticError):
         raise JournalLineError("an amount is malformed") from None
+
+
+def _recorded_by(value: Any) -> str | None:
+    """Who took a buffered poll ("host:pid"; absent in lines of older versions)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise JournalLineError("'recorded_by' is not a process name")
+    return text.safe(value, 64)
 
 
 def _same_file(fd: int, path: Path) -> bool:

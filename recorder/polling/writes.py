@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from recorder import text
@@ -141,7 +141,7 @@ class WritePath:
                 observation.describe(),
                 extra={"account": observation.account},
             )
-            return Stored(None, journaled=_keep(self.buffer, observation))
+            return Stored(None, journaled=_keep(self.buffer, self._taken_here(observation)))
         try:
             stored = self._store(observation)
             if stored.written is not None and len(self.buffer):
@@ -168,7 +168,7 @@ class WritePath:
                 return Stored(written, replayed)
             finally:
                 self._writing = None
-        return Stored(None, replayed, journaled=_keep(self.buffer, observation))
+        return Stored(None, replayed, journaled=_keep(self.buffer, self._taken_here(observation)))
 
     def in_flight(self) -> Observation | None:
         """The new observation being written now, if any."""
@@ -187,7 +187,7 @@ class WritePath:
                 observation.describe(),
                 extra={"account": observation.account},
             )
-            _keep(self.buffer, observation)
+            _keep(self.buffer, self._taken_here(observation))
 
     def waiting(self) -> tuple[int, float | None]:
         """How many polls wait for the database, and how many seconds the oldest has."""
@@ -200,9 +200,16 @@ class WritePath:
             migrate.ensure_schema(self.db)
             self._schema_ready = True
 
+    def _taken_here(self, observation: Observation) -> Observation:
+        """`observation`, naming this process as the one that took it (for the buffer)."""
+        if observation.recorded_by is not None:
+            return observation
+        return replace(observation, recorded_by=self.recorded_by)
+
     def _write(self, observation: Observation, *, replay: bool) -> Written:
         self._ensure_schema()
-        written = writes.record(self.db, observation, recorded_by=self.recorded_by, replay=replay)
+        who = observation.recorded_by or self.recorded_by
+        written = writes.record(self.db, observation, recorded_by=who, replay=replay)
         self.outage.wrote(observation)
         return written
 
@@ -300,7 +307,10 @@ class WritePath:
         if not entry.is_snapshot:
             return False  # a failed poll's row never changes the history
         self._ensure_schema()
-        found = writes.recorded_since(self.db, entry.account, entry.at, self.recorded_by)
+        # Its own snapshots are those of the process that took it, even one before a
+        # restart: only another process's can make it superseded.
+        taker = entry.recorded_by or self.recorded_by
+        found = writes.recorded_since(self.db, entry.account, entry.at, taker)
         if found is None:
             return False
         self.superseded += 1

@@ -32,6 +32,11 @@ def resolve_accounts(db: Database, names: Sequence[str] = ()) -> dict[str, int]:
     return {name: known[name] for name in names} if names else known
 
 
+def recorders(db: Database) -> set[str]:
+    """Every `recorded_by` of the snapshots (who took them)."""
+    return {str(who) for (who,) in db.rows("SELECT DISTINCT recorded_by FROM snapshots")}
+
+
 def resolve_currencies(db: Database, names: Sequence[str]) -> list[str]:
     """Currencies as stored for the names given, matched without regard to case (every
     spelling ever held: "BTC" finds "BTC" and "btc"); InputError if never held."""

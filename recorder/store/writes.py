@@ -118,12 +118,16 @@ def record(db: Database, observation: Observation, *, recorded_by: str, replay: 
 def after_newest(
     db: Database, connection: Connection, account: int, name: str, snapshot: Snapshot
 ) -> Snapshot:
-    """The clock rule: a poll is never stored before its account's newest snapshot. When
-    the clock went back (a bad NTP step, a restored VM), the poll is stamped one
-    microsecond after that snapshot, and a warning names both times: what it holds is
-    kept, and the change log stays the diff of consecutive snapshots in time order."""
+    """The clock rule: a poll is never stored before its account's newest snapshot (or
+    failed poll). When the clock went back (a bad NTP step, a restored VM), the poll is
+    stamped one microsecond after that, and a warning names both times: what it holds is
+    kept, the change log stays the diff of consecutive snapshots in time order, and empty
+    replies stamped so still follow one another (the next confirms the one before)."""
     found = db.run(
-        connection, "SELECT max(taken_at) FROM snapshots WHERE account_id = ?", (account,)
+        connection,
+        "SELECT max(t) FROM (SELECT max(taken_at) AS t FROM snapshots WHERE account_id = ? "
+        "UNION ALL SELECT max(attempted_at) FROM poll_errors WHERE account_id = ?) AS newest",
+        (account, account),
     ).first()
     if found is None or found[0] is None:
         return snapshot
@@ -133,7 +137,7 @@ def after_newest(
     stamped = newest + timedelta(microseconds=1)
     log.warning(
         "%s: the clock went back: this poll was taken at %s by the system clock, not after "
-        "the account's newest snapshot of %s; it is stored at %s.",
+        "the account's newest poll of %s; it is stored at %s.",
         name,
         snapshot.taken_at.isoformat(),
         newest.isoformat(),
