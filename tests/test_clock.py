@@ -120,6 +120,9 @@ def test_polls_taken_while_the_clock_is_behind_are_stored_after_the_newest_snaps
                 assert "the clock went back: this poll was taken at 2026-03-31T09:0" in logs[-1]
                 assert "not after the account's newest poll of 2026-03-31T10:0" in logs[-1]
                 assert latest_balances(url) == [("BTC", Decimal(btc))]
+                # And `at` (now) says so too, though "now" is before those snapshots.
+                held = recorder({**env, **clock}, "at", "--format", "csv", cwd=tmp_path)
+                assert held.stdout.splitlines()[1].split(",")[2:4] == ["BTC", btc], held.stdout
             else:
                 assert "clock went back" not in logs[-1]
             if when == "2026-03-31 09:04:30":  # no age is negative

@@ -38,7 +38,8 @@ def at(
     zone_name: str,
     output_format: str,
 ) -> None:
-    """What every account held, and its value, as of WHEN (default: now).
+    """What every account held, and its value, as of WHEN (default: now, or the newest
+    snapshot if this clock is behind it).
 
     WHEN is a date (its end, in --tz), an ISO 8601 time, or an age such as 7d.
     Example: recorder at 2026-03-31 --tz Europe/Berlin
@@ -49,6 +50,8 @@ def at(
     with reading(state) as db:
         chosen = selection(db, accounts, currencies, zone_name)
         moment = timespec.parse_moment(when, chosen.zone, datetime.now(UTC), end_of_day=True)
+        if when == "now":
+            moment = gather.not_before_the_newest(db, chosen, moment)
         result = gather.holdings_at(db, chosen, moment)
     zone = chosen.zone
     rows = [formats.holding_cells(h) for entry in result for h in entry.holdings]

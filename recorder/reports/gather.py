@@ -108,6 +108,13 @@ class AccountHoldings:
         return [h.currency for h in self.holdings if h.value_usdt is None]
 
 
+def not_before_the_newest(db: Database, selection: Selection, now: datetime) -> datetime:
+    """ "Now", or the newest snapshot's time when this clock is behind it (it went back, or
+    it was ahead when that snapshot was taken): "what is held now" is always the newest."""
+    span = history.time_range(db, selection.account_ids)
+    return now if span is None else max(now, span[1])
+
+
 def holdings_at(db: Database, selection: Selection, moment: datetime) -> list[AccountHoldings]:
     """Each account's holdings as of `moment`: its last snapshot at or before it."""
     found = {
