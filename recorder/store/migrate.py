@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from recorder.errors import SchemaError, StoreError
 from recorder.store.database import Database
+from recorder.store.dialects import TABLES
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,38 @@ def upgrade(db: Database, revision: str = "head") -> None:
     from alembic import command
 
     with db.transaction(bounded=False) as connection, _one_upgrade_at_a_time(db, connection):
+        if db.dialect.ddl_commits:
+            _clear_a_half_built_schema(db, connection)
         command.upgrade(_alembic_config(connection), revision)
+
+
+#: The views of the schema, dropped before the tables they read.
+_VIEWS = ("portfolio_values", "daily_balances", "latest_balances")
+
+
+def _clear_a_half_built_schema(db: Database, connection: Connection) -> None:
+    """Where each table change commits at once (MariaDB), an upgrade cut short (a killed
+    `db copy` or first start) leaves tables no revision describes, and every later upgrade
+    fails on them. Such a schema holds no rows yet: it is dropped and built again. A
+    schema with rows is never touched."""
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+
+    present = set(sa.inspect(connection).get_table_names())
+    ours = [table for table in TABLES if table in present]
+    if not ours or MigrationContext.configure(connection).get_current_revision() == HEAD_REVISION:
+        return
+    if any(db.run(connection, f"SELECT 1 FROM {table} LIMIT 1").first() for table in ours):
+        return
+    log.warning(
+        "The database at %s holds an unfinished schema without rows (an upgrade cut short); "
+        "it is built again from the start.",
+        db.display_url,
+    )
+    for view in _VIEWS:
+        db.run(connection, f"DROP VIEW IF EXISTS {view}")
+    for table in (*reversed(TABLES), "alembic_version"):
+        db.run(connection, f"DROP TABLE IF EXISTS {table}")
 
 
 @contextlib.contextmanager

@@ -80,6 +80,9 @@ class Dialect:
     #: that takes a lock without waiting (true when taken; no row: taken, having waited),
     #: and one releasing it ("": the transaction's end does).
     upgrade_lock: ClassVar[tuple[str, str]] = ("", "")
+    #: True where table changes commit at once (no transactional DDL): an upgrade cut
+    #: short leaves part of a migration behind.
+    ddl_commits: ClassVar[bool] = False
     #: SQL naming where the recorder's tables live (schema or database): the account locks
     #: of one history are apart from another's on the same server.
     lock_scope: ClassVar[str] = ""

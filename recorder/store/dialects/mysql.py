@@ -62,6 +62,8 @@ class MySQL(Dialect):
         | {1836, 1927, 1969, 3024, 4031}
     )
 
+    ddl_commits = True  # each CREATE or ALTER TABLE commits at once
+
     def number_text(self, expression: str) -> str:
         # DECIMAL(65,30) pads with zeros: trim them, then a bare trailing point.
         return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({expression} AS CHAR)))"
