@@ -36,16 +36,23 @@ class Secret:
 
 
 _lock = threading.Lock()
-# The registered values, and one pattern finding any of them. Replaced, never changed in
-# place, so readers need no lock.
-_registered: list[tuple[frozenset[str], re.Pattern[str] | None]] = [(frozenset(), None)]
+# The registered values. Replaced, never changed in place, so readers need no lock.
+_registered: list[frozenset[str]] = [frozenset()]
 #: What may stand between two characters of an echoed secret: a reply that splits a
 #: signature into groups (by blanks, tabs, blank lines, punctuation, invisible characters
 #: such as a zero-width space or a soft hyphen) still shows it.
-_GAP = r"[\s:._,;/|\u00ad\u200b-\u200d\u2060\ufeff-]{0,8}"
+_GAP_CHARS = r"\s:._,;/|\u00ad\u200b-\u200d\u2060\ufeff-"
+_GAP = f"[{_GAP_CHARS}]{{0,8}}"
+_ALL_GAPS = re.compile(f"[{_GAP_CHARS}]+")
 #: A secret shorter than this is refused by the configuration: masking it would blank out
 #: ordinary words.
 SHORTEST = 6
+# Per value: its pattern (gaps allowed between characters, any letter case) and its
+# squeezed form, each made on first need. One pattern per value, not one for all: Python
+# compiles a large alternation of such patterns in seconds, and a daemon registers a
+# signature per account.
+_patterns: dict[str, re.Pattern[str]] = {}
+_squeezed: dict[str, str] = {}
 
 
 def register(value: str) -> None:
@@ -53,32 +60,51 @@ def register(value: str) -> None:
     # Very short values would blank out ordinary words; secrets are long.
     if len(value) >= SHORTEST:
         with _lock:
-            values = _registered[0][0]
-            if value not in values:
-                _registered[0] = _matching(values | {value})
+            if value not in _registered[0]:
+                _registered[0] = _registered[0] | {value}
 
 
-def _matching(values: frozenset[str]) -> tuple[frozenset[str], re.Pattern[str]]:
-    # Longest first, so a secret containing another is masked whole; any letter case (a
-    # hex signature echoed in lower case is the same signature).
-    alternatives = (
-        _GAP.join(re.escape(char) for char in value)
-        for value in sorted(values, key=len, reverse=True)
-    )
-    return values, re.compile("|".join(alternatives), re.IGNORECASE)
+def _squeeze(text: str) -> str:
+    return _ALL_GAPS.sub("", text).casefold()
+
+
+def _pattern(value: str) -> re.Pattern[str]:
+    found = _patterns.get(value)
+    if found is None:
+        found = re.compile(_GAP.join(re.escape(char) for char in value), re.IGNORECASE)
+        _patterns[value] = found
+    return found
+
+
+def _candidates(text: str) -> list[str]:
+    """Registered values that `text` may show, longest first (a secret containing another
+    is masked whole): a cheap test on the text without gaps and case, before any pattern."""
+    values = _registered[0]
+    if not values:
+        return []
+    squeezed = _squeeze(text)
+    found = []
+    for value in values:
+        folded = _squeezed.get(value)
+        if folded is None:
+            folded = _squeezed[value] = _squeeze(value)
+        if folded in squeezed:
+            found.append(value)
+    return sorted(found, key=len, reverse=True)
 
 
 def longest() -> int:
     """How many characters an echo of the longest registered secret can span, its groups
     split by gaps (0 when there is none)."""
-    return 9 * max(map(len, _registered[0][0]), default=0)
+    return 9 * max(map(len, _registered[0]), default=0)
 
 
 def mask_registered(text: str) -> str:
     """`text` with every registered secret (in any case, even split into groups) replaced
     by '***'."""
-    pattern = _registered[0][1]
-    return text if pattern is None else pattern.sub("***", text)
+    for value in _candidates(text):
+        text = _pattern(value).sub("***", text)
+    return text
 
 
 def inside_registered(text: str) -> bool:
@@ -87,10 +113,9 @@ def inside_registered(text: str) -> bool:
     if len(text) < 8:
         return False
     folded = text.casefold()
-    return any(folded in value.casefold() for value in _registered[0][0])
+    return any(folded in value.casefold() for value in _registered[0])
 
 
 def holds_registered(text: str) -> bool:
     """Whether `text` shows a registered secret."""
-    pattern = _registered[0][1]
-    return pattern is not None and pattern.search(text) is not None
+    return any(_pattern(value).search(text) for value in _candidates(text))

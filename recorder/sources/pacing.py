@@ -27,7 +27,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a subclass may extend `acquire`
 
     def acquire(self) -> float:
         """Wait until a request may go out and record it; returns the seconds waited."""
