@@ -133,7 +133,15 @@ def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Pat
     if environ.get("RECORDER_CONFIG"):
         return Path(environ["RECORDER_CONFIG"])
     default = cwd / DEFAULT_CONFIG_NAME
-    return default if default.is_file() else None
+    try:
+        return default if default.is_file() else None
+    except OSError as error:
+        # Going on without it could mean another database than the one it names.
+        raise ConfigError(
+            f"Cannot check whether the default config file {str(default)!r} exists "
+            f"({error.strerror}); run from a folder this user can read, or name the config "
+            "file with --config or RECORDER_CONFIG."
+        ) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
