@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -129,3 +130,29 @@ def test_concurrent_upgrades_wait_for_each_other_and_all_succeed(db_url: str) ->
         assert counts(db)["accounts"] == 1
     finally:
         db.close()
+
+
+def test_poll_into_a_newer_schema_says_to_upgrade_the_recorder(
+    env: dict[str, str], db_url: str, tmp_path: Path
+) -> None:
+    db = Database(db_url)
+    migrate.ensure_schema(db)
+    with db.transaction() as connection:
+        db.run(connection, "UPDATE alembic_version SET version_num = '9999'")
+    db.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder", "poll"],
+        env={**os.environ, **env, "RECORDER_DATABASE_URL": db_url},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "default: the database has schema revision 9999, newer than this recorder knows, so "
+        "upgrade the recorder; the snapshot waits in the buffer journal and the next run or "
+        "poll writes it."
+    )
+    assert "unavailable" not in result.stderr
