@@ -5,6 +5,7 @@ client, the account locks, the outage buffer and write path, the poller, and the
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -206,13 +207,26 @@ def _serve_metrics(
     try:
         served = metrics.serve(port, address, health=check)
     except OSError as error:
-        raise ConfigError(
-            f"Cannot serve metrics on {address}:{port} ({error.strerror}); choose another "
-            "port with --metrics-port."
-        ) from None
+        raise metrics_refusal(address, port, error) from None
     log.info("Serving Prometheus metrics on http://%s:%d/metrics", address, served)
     recorder.poller.listeners.append(metrics.observe)
     recorder.closing.append(metrics.close)
+
+
+def metrics_refusal(address: str, port: int, error: OSError) -> ConfigError:
+    """Why metrics cannot be served: an address that does not parse or resolve, or that
+    is not this machine's, is the address's fault; anything else (a port in use, or below
+    1024) the port's."""
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return ConfigError(
+            f"Cannot serve metrics on {address}:{port}: {address!r} is not an address of "
+            f"this machine ({error.strerror}); set [metrics] address (RECORDER_METRICS_ADDRESS) "
+            "to one of its addresses, e.g. 127.0.0.1, or 0.0.0.0 for all."
+        )
+    return ConfigError(
+        f"Cannot serve metrics on {address}:{port} ({error.strerror}); choose another port "
+        "with --metrics-port."
+    )
 
 
 @contextlib.contextmanager

@@ -277,3 +277,31 @@ def test_a_readable_secret_file_is_named_with_its_fix(env: dict[str, str], tmp_p
     result = invoke({**env, "COINW_SECRET_KEY_FILE": str(secret)}, "poll")
     assert result.exit_code == 0
     assert f"chmod o-rwx {secret}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["at"], ["changes", "--format", "json"], ["export", "-o", "-"], ["history"]],
+    ids=" ".join,
+)
+def test_output_into_a_pipe_nobody_reads_ends_quietly(
+    env: dict[str, str], command: list[str]
+) -> None:
+    assert invoke(env, "poll").exit_code == 0  # a history to show
+    # The reading end is closed before the command starts: its first write finds no
+    # reader, as `recorder at | head -1` does once head has its line.
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "recorder", *command],
+            env={**os.environ, **env},
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writing)
+    assert (result.returncode, result.stderr) == (141, "")

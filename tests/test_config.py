@@ -258,3 +258,52 @@ command = ["/bin/true", "--flag"]
 def test_bad_operations_settings_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(tmp_path, text)
+
+
+def test_a_misspelt_variable_is_named_with_the_one_it_was_meant_to_be(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        RECORDER_DATABSE_URL="postgresql://db/history",
+        RECORDER_INTERVAL="30",
+        RECORDER_SOMETHING_ELSE="1",
+        # Read, or the test suite's own, or a [[notify]] command's: no warning.
+        RECORDER_CONFIG="",
+        RECORDER_LOG_LEVEL="INFO",
+        RECORDER_TEST_POSTGRES_URL="postgresql://x",
+        RECORDER_ACCOUNT="main",
+    )
+    assert settings.warnings == (
+        "RECORDER_DATABSE_URL is not a variable the recorder reads and is ignored; did you "
+        "mean RECORDER_DATABASE_URL?",
+        "RECORDER_INTERVAL is not a variable the recorder reads and is ignored; did you mean "
+        "RECORDER_INTERVAL_SECONDS?",
+        "RECORDER_SOMETHING_ELSE is not a variable the recorder reads and is ignored; the "
+        "README lists the variables it reads.",
+    )
+
+
+def test_an_empty_buffer_file_variable_means_memory_only_as_in_the_file(tmp_path: Path) -> None:
+    assert load(tmp_path, RECORDER_BUFFER_FILE="").buffer_file is None
+    assert load(tmp_path, 'buffer_file = ""\n').buffer_file is None
+    # Other empty variables stay unset, as a shell's `VAR= command` means.
+    assert load(tmp_path, RECORDER_TIMEOUT_SECONDS="").timeout_seconds == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("timeout_seconds", "-1", "must be between 0.1 and 300 (got -1)."),
+        ("timeout_seconds", "-0.5", "must be between 0.1 and 300 (got -0.5)."),
+        ("buffer_max_snapshots", "-5", "must be between 1 and 10000000 (got -5)."),
+    ],
+)
+def test_a_negative_number_in_a_variable_gets_the_words_the_file_gets(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as in_file:
+        load(tmp_path, f"{key} = {value}\n")
+    with pytest.raises(ConfigError) as in_variable:
+        (tmp_path / "recorder.toml").unlink()
+        load(tmp_path, **{f"RECORDER_{key.upper()}": value})
+    assert str(in_file.value).endswith(message)
+    assert str(in_variable.value) == f"RECORDER_{key.upper()} (for {key}) {message}"

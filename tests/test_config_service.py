@@ -5,12 +5,17 @@ that mean the same file whatever the working folder."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from recorder import config
 from recorder.errors import ConfigError
+from tests.users import give_away, need_root, without_file_powers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SECRETS = {"main": "main-secret-0123456789", "savings": "savings-secret-0123456789"}
 
@@ -214,3 +219,51 @@ def test_commands_that_only_read_need_the_account_names_not_their_keys(tmp_path:
         None, {"COINW_SECRET_KEY_FILE": "/nowhere"}, cwd=Path("/"), read_keys=False
     )
     assert [a.name for a in from_environment.accounts] == ["default"]
+
+
+def run_as_another_user(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    """The recorder run by a user with no power over others' files (tests/users.py)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        cwd=cwd,
+        preexec_fn=without_file_powers,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stderr
+
+
+def test_a_working_folder_that_cannot_be_read_is_one_sentence(tmp_path: Path) -> None:
+    need_root()
+    closed = tmp_path / "closed"  # as /root is to the service user
+    closed.mkdir(mode=0o700)
+    give_away(closed)
+    code, stderr = run_as_another_user(
+        closed, {"RECORDER_DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}"}, "status"
+    )
+    assert (code, stderr) == (
+        2,
+        f"Error: Cannot check whether the default config file '{closed}/recorder.toml' exists "
+        "(Permission denied); run from a folder this user can read, or name the config file "
+        "with --config or RECORDER_CONFIG.\n",
+    )
+
+
+def test_a_credentials_folder_that_cannot_be_read_is_one_sentence(tmp_path: Path) -> None:
+    need_root()
+    path = write_config(tmp_path / "etc", TWO_ACCOUNTS)
+    folder = credentials(tmp_path / "creds", **{"main.secret": SECRETS["main"]})
+    folder.chmod(0o700)
+    give_away(folder, *folder.iterdir())
+    code, stderr = run_as_another_user(
+        tmp_path, {"RECORDER_CONFIG": str(path), "CREDENTIALS_DIRECTORY": str(folder)}, "poll"
+    )
+    assert (code, stderr) == (
+        2,
+        "Error: account 'main'.secret_key_credential names the systemd credential "
+        f"'main.secret', but $CREDENTIALS_DIRECTORY ({folder}) cannot be read by this user "
+        "(Permission denied); run the recorder as the user of the unit that loaded it.\n",
+    )

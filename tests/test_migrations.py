@@ -157,3 +157,29 @@ def test_an_upgrade_cut_short_on_mariadb_is_built_again_when_it_holds_no_rows(
             assert counts(db)["accounts"] == 1
         finally:
             db.close()
+
+
+def test_poll_into_a_newer_schema_says_to_upgrade_the_recorder(
+    env: dict[str, str], db_url: str, tmp_path: Path
+) -> None:
+    db = Database(db_url)
+    migrate.ensure_schema(db)
+    with db.transaction() as connection:
+        db.run(connection, "UPDATE alembic_version SET version_num = '9999'")
+    db.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder", "poll"],
+        env={**os.environ, **env, "RECORDER_DATABASE_URL": db_url},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == (
+        "default: the database has schema revision 9999, newer than this recorder knows, so "
+        "upgrade the recorder; the snapshot waits in the buffer journal and the next run or "
+        "poll writes it."
+    )
+    assert "unavailable" not in result.stdout + result.stderr

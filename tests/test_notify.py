@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from recorder.cli import cli
-from recorder.config import NotifyRule
-from recorder.polling.notify import Notifier, selects
+from recorder.config import NotifyRule, reference
+from recorder.polling.notify import Notifier, command_environment, selects
 from recorder.sources.coinw.simulator import Simulator
 from recorder.store.database import Database
 from recorder.values import Change, PollOutcome, PollStatus, Snapshot
@@ -176,6 +176,8 @@ def test_a_command_gets_the_change_in_its_environment_and_on_stdin(
     assert calls[1]["env"]["RECORDER_OLD_AMOUNT"] == "1.2"
     assert calls[1]["env"]["RECORDER_DELTA"] == "0.8"
     assert calls[1]["stdin"]["new_amount"] == "2"
+    # A command that runs the recorder itself hears no warning about these variables.
+    assert reference.unknown_variables(calls[1]["env"]) == []
 
 
 def test_rules_filter_by_account_currency_and_size() -> None:
@@ -282,6 +284,7 @@ def test_a_batch_rule_sends_one_notification_per_poll_with_all_its_changes(
         ("USDT", "gone"),
     ]
     assert second["snapshot_id"] == second["changes"][0]["snapshot_id"] == 3
+    assert reference.unknown_variables(command_environment(second, {})) == []
 
 
 @pytest.mark.slow

@@ -352,3 +352,42 @@ def test_the_config_documented_for_the_service_is_quiet(tmp_path: Path) -> None:
     path.chmod(0o640)
     settings = config.load(path, {"CREDENTIALS_DIRECTORY": str(credentials)}, cwd=Path("/"))
     assert settings.warnings == ()
+
+
+@pytest.mark.parametrize("address", ["999.1.1.1", "192.0.2.1"])
+def test_a_metrics_address_that_is_not_this_machine_s_is_named_as_the_fault(
+    env: dict[str, str], address: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder", "run", "--metrics-port", "0"],
+        env={**os.environ, **env, "RECORDER_METRICS_ADDRESS": address},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"Error: Cannot serve metrics on {address}:0: '{address}' is not an ")
+    assert "set [metrics] address (RECORDER_METRICS_ADDRESS)" in last
+    assert "port" not in last.split(";")[1] and "Traceback" not in result.stderr
+
+
+def test_a_metrics_port_in_use_is_named_as_the_fault(env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "recorder", "run", "--metrics-port", str(port)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Cannot serve metrics on 127.0.0.1:{port} (Address already in use); choose "
+        "another port with --metrics-port."
+    )

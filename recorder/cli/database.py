@@ -134,7 +134,7 @@ def prune(state: State, dry_run: bool, vacuum: bool) -> None:
             'keep_one_per = "hour" or "day") to the config file.'
         )
     now = datetime.now(UTC)
-    with reading(state) as database:
+    with reading(state, read_only=False) as database:
         count = retention.prune(
             database,
             kept.keep_all_days,

@@ -8,6 +8,9 @@ input, 1 otherwise; nothing expected ever prints a traceback.
 from __future__ import annotations
 
 import logging
+import os
+import select
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -49,16 +52,44 @@ class RecorderGroup(click.Group):
             ctx.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError as error:
+            if not stdout_closed():
+                report_bug(ctx, error)
+            # `recorder at | head -1`: the reader has all it wanted. Quiet, as a program
+            # killed by SIGPIPE is; standard output goes to /dev/null so that flushing
+            # what is left at exit cannot fail again (Python's documented way).
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(SIGPIPE_EXIT)
         except Exception as error:
-            # A bug. Its traceback may quote text from outside (a reply, a database's
-            # error): it is shown masked and escaped, like every log line.
-            click.echo(
-                f"Error: an unexpected {type(error).__name__} stopped the command "
-                f"({text.safe(error)}); this is a bug, please report it with this trace:",
-                err=True,
-            )
-            click.echo(logs.safe_traceback(traceback.format_exc()), err=True)
-            ctx.exit(1)
+            report_bug(ctx, error)
+
+
+#: The exit code a shell reports for a program that SIGPIPE ended (128 + 13).
+SIGPIPE_EXIT = 141
+
+
+def stdout_closed() -> bool:
+    """True when standard output is a pipe (or socket) nobody reads any more."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # no file descriptor (a test runner's buffer)
+        return False
+
+
+def report_bug(ctx: click.Context, error: Exception) -> None:
+    """Say that an unexpected error stopped the command, with its trace, and exit 1. The
+    trace may quote text from outside (a reply, a database's error): it is shown masked
+    and escaped, like every log line."""
+    click.echo(
+        f"Error: an unexpected {type(error).__name__} stopped the command "
+        f"({text.safe(error)}); this is a bug, please report it with this trace:",
+        err=True,
+    )
+    click.echo(logs.safe_traceback(traceback.format_exc()), err=True)
+    ctx.exit(1)
 
 
 class State:

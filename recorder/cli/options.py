@@ -85,14 +85,15 @@ def format_option(*choices: str, default: str) -> Callable[[F], F]:
 
 
 @contextlib.contextmanager
-def reading(state: State) -> Iterator[Database]:
-    """The database for a command that reads the history. It must exist at the current
-    schema: reading never creates or migrates a database (SchemaError says what to do)."""
+def reading(state: State, *, read_only: bool = True) -> Iterator[Database]:
+    """The database for a command that reads the history (or, not `read_only`, thins it
+    out). It must exist at the current schema: reading never creates or migrates a
+    database (SchemaError says what to do), nor changes a byte of it."""
     from recorder.store import migrate
     from recorder.store.database import Database
 
     settings = state.settings(quiet=True)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, read_only=read_only)
     try:
         migrate.check_schema(db)
         yield db

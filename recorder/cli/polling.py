@@ -7,12 +7,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from recorder import logs, text
 from recorder.cli.group import State, cli, pass_state
 from recorder.values import PollOutcome, PollStatus
+
+if TYPE_CHECKING:
+    from recorder.store.database import Database
 
 
 @cli.command()
@@ -58,13 +62,31 @@ def poll(state: State) -> None:
     settings.require_accounts()
     with app.running(settings) as recorder:
         outcomes = recorder.poller.poll_all()
-    failed = [outcome for outcome in outcomes if not _report(outcome)]
+        why = "the database is unavailable"
+        if any(outcome.status is PollStatus.BUFFERED for outcome in outcomes):
+            why = _why_not_written(recorder.db) or why
+    failed = [outcome for outcome in outcomes if not _report(outcome, why)]
     if failed:
         sys.exit(1)
 
 
-def _report(outcome: PollOutcome) -> bool:
-    """Print what one poll did; False when it did not record its account."""
+def _why_not_written(db: Database) -> str | None:
+    """Why the database took no snapshot, when it is not an outage: a schema newer than
+    this recorder, which it never writes into (the upgrade is the fix, not waiting)."""
+    from recorder.store import migrate
+
+    revision = migrate.newer_schema(db)
+    if revision is None:
+        return None
+    return (
+        f"the database has schema revision {revision}, newer than this recorder knows, so "
+        "upgrade the recorder"
+    )
+
+
+def _report(outcome: PollOutcome, why: str) -> bool:
+    """Print what one poll did; False when it did not record its account. `why` a
+    snapshot kept in the buffer was not written."""
     # Results go to stdout, like a recorded poll's; stderr is the log's alone (with
     # --log-format json a shipper reads every line of it as JSON).
     if outcome.status in (PollStatus.FAILED, PollStatus.SKIPPED):
@@ -79,7 +101,7 @@ def _report(outcome: PollOutcome) -> bool:
                 "could not be kept in the buffer journal (see the log above, or buffer_file "
                 'is "") and is lost now'
             )
-        click.echo(f"{outcome.account}: the database is unavailable; the snapshot {where}.")
+        click.echo(f"{outcome.account}: {why}; the snapshot {where}.")
         return False
     assert outcome.snapshot is not None
     count = len(outcome.snapshot.balances)

@@ -22,16 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from recorder.config import paths, readers, secrets
+from recorder.config import paths, readers, reference, secrets
 from recorder.config.settings import (
     ACCOUNT_KEY_DOCS,
     BALANCE_SOURCES,
     DEFAULT_BUFFER_FILE,
     DEFAULT_DATABASE_FILE,
+    SECTIONS,
     AccountConfig,
-    MetricsConfig,
     NotifyRule,
-    Retention,
     Settings,
     keys,
 )
@@ -41,20 +40,7 @@ from recorder.values import Credentials
 
 DEFAULT_CONFIG_NAME = "recorder.toml"
 
-#: Variables that are not settings of their own.
-SPECIAL_ENVIRONMENT = {
-    "RECORDER_CONFIG": "path of the config file",
-    "COINW_API_KEY": "the API key of the account named `default`",
-    "COINW_SECRET_KEY": "the secret key of the account named `default`",
-    "COINW_SECRET_KEY_FILE": "a file holding the secret key of the account named `default`",
-    "STATE_DIRECTORY": "set by systemd (`StateDirectory=`): where the SQLite database and the "
-    "journal go by default",
-    "CREDENTIALS_DIRECTORY": "set by systemd (`LoadCredential=`): where `*_credential` keys "
-    "are read",
-}
-
-_SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}
-TOP_KEYS = (*(name for name, _, _ in keys(Settings)), *_SECTIONS, "notify", "accounts")
+TOP_KEYS = (*(name for name, _, _ in keys(Settings)), *SECTIONS, "notify", "accounts")
 ACCOUNT_KEYS = tuple(
     key for keys_text, _ in ACCOUNT_KEY_DOCS for key in keys_text.replace(",", " ").split()
 )
@@ -73,56 +59,6 @@ ENVIRONMENT_ACCOUNT = "default"
 ENVIRONMENT_KEYS = ("COINW_API_KEY", "COINW_SECRET_KEY", "COINW_SECRET_KEY_FILE")
 
 
-def environment() -> dict[str, str]:
-    """Every environment variable the recorder reads -> what it sets."""
-    found = dict(SPECIAL_ENVIRONMENT)
-    for name, _, key in keys(Settings):
-        for variable in key.env:
-            found[variable] = name
-    for section, cls in _SECTIONS.items():
-        for name, _, key in keys(cls):
-            for variable in key.env:
-                found[variable] = f"{name} in [{section}]"
-    return found
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, float) and value.is_integer():
-        return f"`{int(value)}`"
-    return f"`{value}`"
-
-
-def reference_table() -> str:
-    """The README's table of every key: its environment variable, default and meaning,
-    rendered from the declarations (tests/test_docs.py checks the README holds it)."""
-    lines = [
-        "| key | environment variable | default | meaning |",
-        "|---|---|---|---|",
-    ]
-    tables: list[tuple[str, type]] = [
-        ("", Settings),
-        *((f"[{s}] ", c) for s, c in _SECTIONS.items()),
-    ]
-    for prefix, cls in tables:
-        for name, default, key in keys(cls):
-            variables = ", ".join(f"`{v}`" for v in key.env)
-            lines.append(f"| {prefix}`{name}` | {variables} | {_shown(default)} | {key.doc} |")
-    return "\n".join(lines)
-
-
-def account_table() -> str:
-    """The README's table of the keys of an [[accounts]] table, from settings.py."""
-    lines = ["| key | meaning |", "|---|---|"]
-    for names, doc in ACCOUNT_KEY_DOCS:
-        shown = ", ".join(f"`{name.strip()}`" for name in names.split(","))
-        lines.append(f"| {shown} | {doc} |")
-    return "\n".join(lines)
-
-
 # -- loading -----------------------------------------------------------------------------
 
 
@@ -133,7 +69,15 @@ def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Pat
     if environ.get("RECORDER_CONFIG"):
         return Path(environ["RECORDER_CONFIG"])
     default = cwd / DEFAULT_CONFIG_NAME
-    return default if default.is_file() else None
+    try:
+        return default if default.is_file() else None
+    except OSError as error:
+        # Going on without it could mean another database than the one it names.
+        raise ConfigError(
+            f"Cannot check whether the default config file {str(default)!r} exists "
+            f"({error.strerror}); run from a folder this user can read, or name the config "
+            "file with --config or RECORDER_CONFIG."
+        ) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -165,7 +109,7 @@ def _values(
             values[name] = key.read(f"{name} in {where}", table[name])
         for variable in key.env:
             given = environ.get(variable, "").strip()
-            if given:
+            if given or (key.empty_is_a_value and variable in environ):
                 values[name] = key.read(f"{variable} (for {name})", key.from_env(given))
                 break
     return values
@@ -256,7 +200,7 @@ def _notify_rules(where: str, tables: Any) -> tuple[NotifyRule, ...]:
 
 
 def _section(name: str, where: str, document: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
-    cls = _SECTIONS[name]
+    cls = SECTIONS[name]
     table = document.get(name, {})
     at = f"[{name}] in {where}"
     if not isinstance(table, dict):
@@ -370,10 +314,11 @@ def load(
     where = str(config_path) if config_path else "the configuration"
     config_folder = config_path.parent if config_path else None
     found = secrets.Found(environ, config_folder or cwd, [], read=read_keys)
+    found.warnings.extend(reference.unknown_variables(environ))
     readers.check_keys(where, document, TOP_KEYS)
 
     values = _values(Settings, document, where, environ)
-    for name in _SECTIONS:
+    for name in SECTIONS:
         values[name] = _section(name, where, document, environ)
     if "notify" in document:
         values["notify"] = _notify_rules(where, document["notify"])

@@ -132,11 +132,12 @@ def check_keys(where: str, table: Mapping[str, Any], known: tuple[str, ...]) -> 
 
 
 def env_number(value: str) -> Any:
-    """ "30", "2.5" -> numbers; anything else ("inf", "1e3", "soon") is left for the
-    reader to refuse."""
-    if re.fullmatch(r"[0-9]+", value):
+    """ "30", "2.5", "-1" -> numbers (a negative one is refused by the reader's bounds,
+    in the same words as in the file); anything else ("inf", "1e3", "soon") is left for
+    the reader to refuse."""
+    if re.fullmatch(r"-?[0-9]+", value):
         return int(value)
-    if re.fullmatch(r"[0-9]*\.[0-9]+", value):
+    if re.fullmatch(r"-?[0-9]*\.[0-9]+", value):
         return float(value)  # float-ok: a duration, not an amount
     return value
 

@@ -91,7 +91,15 @@ def read_credential(where: str, name: str, found: Found) -> str:
             "(see contrib/recorder.service), or use a _file or _env key instead."
         )
     path = Path(folder) / name
-    if not path.is_file():
+    try:
+        present = path.is_file()
+    except OSError as error:  # the folder itself cannot be searched
+        raise ConfigError(
+            f"{where} names the systemd credential {name!r}, but $CREDENTIALS_DIRECTORY "
+            f"({folder}) cannot be read by this user ({error.strerror}); run the recorder as "
+            "the user of the unit that loaded it."
+        ) from None
+    if not present:
         raise ConfigError(
             f"{where} names the systemd credential {name!r}, which is not in "
             f"$CREDENTIALS_DIRECTORY ({folder}); add LoadCredential={name}:/path/to/file to "

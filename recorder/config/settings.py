@@ -36,6 +36,8 @@ class Key:
     env: tuple[str, ...]
     #: Turns an environment variable's text into what `read` checks.
     from_env: Callable[[str], Any]
+    #: An empty variable sets the value "" (as in the file) instead of being unset.
+    empty_is_a_value: bool = False
 
 
 def setting(
@@ -45,9 +47,11 @@ def setting(
     *,
     env: tuple[str, ...] = (),
     from_env: Callable[[str], Any] = readers.env_text,
+    empty_is_a_value: bool = False,
 ) -> Any:
     """A dataclass field for one setting."""
-    return field(default=default, metadata={"key": Key(read, doc, env, from_env)})
+    key = Key(read, doc, env, from_env, empty_is_a_value)
+    return field(default=default, metadata={"key": key})
 
 
 def keys(cls: type) -> list[tuple[str, Any, Key]]:
@@ -236,6 +240,7 @@ class Settings:
         '`""`: memory only); `run` and `poll` refuse to start when it cannot be written or '
         "another process uses it",
         env=("RECORDER_BUFFER_FILE",),
+        empty_is_a_value=True,  # RECORDER_BUFFER_FILE="": memory only, as in the file
     )
     buffer_max_snapshots: int = setting(
         10000,
@@ -289,3 +294,7 @@ class Settings:
                 "[[accounts]] table to the config file (see config.example.toml)."
             )
         return self.accounts
+
+
+#: The tables of the config file that hold settings of their own.
+SECTIONS: dict[str, type] = {"retention": Retention, "metrics": MetricsConfig}

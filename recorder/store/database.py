@@ -51,9 +51,11 @@ from recorder.store import dialects
 
 class Database:
     """One database: its dialect, a pooled engine, and this process's connections to it.
-    Thread-safe; one per process."""
+    Thread-safe; one per process. `read_only` for commands that only read: a SQLite file
+    is then opened so that nothing can create or change it (a user may read the history
+    without being able to write it)."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, read_only: bool = False) -> None:
         self.url = dialects.parse_url(url)
         self.dialect = dialects.for_url(self.url)
         self.display_url = dialects.displayed(self.url)
@@ -72,7 +74,9 @@ class Database:
                 f"The folder for the SQLite database {str(self.path)!r} does not exist; "
                 f"create {str(self.path.parent)!r} or change database_url."
             )
-        self.engine = self._engine(self.dialect.engine_options(self.url, pool_size))
+        self.engine = self._engine(
+            self.dialect.engine_options(self.url, pool_size, read_only=read_only)
+        )
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             contextlib.nullcontext() if self.dialect.server else threading.Lock()
         )

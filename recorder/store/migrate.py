@@ -168,6 +168,15 @@ def _knows(revision: str) -> bool:
         return False
 
 
+def newer_schema(db: Database) -> str | None:
+    """The revision of a database whose schema is newer than this recorder knows; None
+    for any other (or for one that does not answer)."""
+    current = stamped_revision(db)
+    if current is None or current == HEAD_REVISION or _knows(current):
+        return None
+    return current
+
+
 def ensure_schema(db: Database) -> None:
     """Bring an empty or older database to the current schema; refuse a newer one."""
     if stamped_revision(db) == HEAD_REVISION:

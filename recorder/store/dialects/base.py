@@ -166,10 +166,13 @@ class Dialect:
 
     # -- connections ---------------------------------------------------------------------
 
-    def engine_options(self, url: URL, pool_size: int) -> dict[str, Any]:
-        """Keyword arguments for create_engine beyond the URL. No "pre-ping" round trip
-        before each use: a connection the server dropped fails once, the pool is replaced,
-        and the write waits in the outage buffer meanwhile."""
+    def engine_options(
+        self, url: URL, pool_size: int, *, read_only: bool = False
+    ) -> dict[str, Any]:
+        """Keyword arguments for create_engine beyond the URL; `read_only` for a command
+        that only reads, whose connections must never create or change the database. No
+        "pre-ping" round trip before each use: a connection the server dropped fails once,
+        the pool is replaced, and the write waits in the outage buffer meanwhile."""
         sizes = {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 3600}
         return {"pool_pre_ping": False, **sizes, "connect_args": self.timeouts(url)}
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from sqlite3 import SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE, SQLITE_TOOBIG
+from sqlite3 import (
+    SQLITE_CONSTRAINT,
+    SQLITE_MISMATCH,
+    SQLITE_RANGE,
+    SQLITE_READONLY_DIRECTORY,
+    SQLITE_TOOBIG,
+)
 from typing import Any
 
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 
 from recorder.store.dialects.base import OUTAGE, REFUSED, UNKNOWN, Dialect
@@ -44,9 +52,18 @@ class SQLite(Dialect):
         # SQLite holds the canonical text already.
         return Decimal(value) if isinstance(value, str) else super().amount(value)
 
-    def engine_options(self, url: URL, pool_size: int) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, pool_size: int, *, read_only: bool = False
+    ) -> dict[str, Any]:
         # No "pre-ping" round trip: a file does not go away between two statements.
-        return {"pool_pre_ping": False}
+        options: dict[str, Any] = {"pool_pre_ping": False}
+        path = self.database_file(url)
+        if read_only and path is not None:
+            # The driver's own arguments from the URL (timeout, check_same_thread), so a
+            # read-only connection differs from a writing one only in how it opens.
+            _, arguments = SQLiteDialect_pysqlite().create_connect_args(url)
+            options["creator"] = lambda: connect_read_only(path, dict(arguments))
+        return options
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database or ""
@@ -56,10 +73,12 @@ class SQLite(Dialect):
 
     def on_connect(self, dbapi_connection: Any) -> None:
         cursor = dbapi_connection.cursor()
-        # WAL lets readers (reports, sqlite3 shell) work while the daemon writes, and keeps
-        # every committed transaction across a crash; NORMAL sync is safe in WAL mode.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not isinstance(dbapi_connection, ReadOnlyConnection):
+            # WAL lets readers (reports, sqlite3 shell) work while the daemon writes, and
+            # keeps every committed transaction across a crash; NORMAL sync is safe in WAL
+            # mode. Switching to WAL writes the file: never on a read-only connection.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -90,3 +109,36 @@ class SQLite(Dialect):
         if code & 0xFF in self._REFUSED_CODES:
             return REFUSED
         return OUTAGE if code & 0xFF in self._OUTAGE_CODES else UNKNOWN
+
+
+class ReadOnlyConnection(sqlite3.Connection):
+    """A connection opened read-only (on_connect then changes nothing in the file)."""
+
+
+def connect_read_only(path: Path, arguments: dict[str, Any]) -> sqlite3.Connection:
+    """Open the SQLite file at `path` so that nothing can create or change it.
+
+    `mode=ro` reads a WAL database through its -shm file, which a running daemon keeps;
+    with no daemon there is no -wal file, and SQLite, unable to create the -shm in a folder
+    this user cannot write, refuses (SQLITE_READONLY_DIRECTORY). With no -wal file every
+    committed row is in the database file itself, so it is then opened `immutable`: read
+    as it is, without the -shm and without locks.
+    """
+    location = "file:" + urllib.parse.quote(str(path))
+    connection = _open(f"{location}?mode=ro", arguments)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return connection
+    except sqlite3.OperationalError as error:
+        connection.close()
+        cannot_share = getattr(error, "sqlite_errorcode", None) == SQLITE_READONLY_DIRECTORY
+        if not cannot_share or Path(f"{path}-wal").exists():
+            raise
+    return _open(f"{location}?mode=ro&immutable=1", arguments)
+
+
+def _open(uri: str, arguments: dict[str, Any]) -> sqlite3.Connection:
+    connection: sqlite3.Connection = sqlite3.connect(
+        uri, **{**arguments, "uri": True, "factory": ReadOnlyConnection}
+    )
+    return connection
