@@ -85,10 +85,7 @@ def _candidates(text: str) -> list[str]:
     squeezed = _squeeze(text)
     found = []
     for value in values:
-        folded = _squeezed.get(value)
-        if folded is None:
-            folded = _squeezed[value] = _squeeze(value)
-        if folded in squeezed:
+        if _folded(value) in squeezed:
             found.append(value)
     return sorted(found, key=len, reverse=True)
 
@@ -99,12 +96,44 @@ def longest() -> int:
     return 9 * max(map(len, _registered[0]), default=0)
 
 
+#: A run of letters and digits this long that is part of a registered secret (half a
+#: signature quoted back) is masked too.
+_PIECE = re.compile(r"[0-9A-Za-z]{12,}")
+
+
 def mask_registered(text: str) -> str:
     """`text` with every registered secret (in any case, even split into groups) replaced
-    by '***'."""
+    by '***', and every run of 12 or more letters and digits that is a piece of one."""
     for value in _candidates(text):
         text = _pattern(value).sub("***", text)
-    return text
+    values = _registered[0]
+    if not values:
+        return text
+    joined = _joined(values)
+
+    def piece(match: re.Match[str]) -> str:
+        return "***" if match.group().casefold() in joined else match.group()
+
+    return _PIECE.sub(piece, text)
+
+
+_joined_cache: list[tuple[frozenset[str], str]] = [(frozenset(), "")]
+
+
+def _joined(values: frozenset[str]) -> str:
+    """Every value squeezed, one text apart by NULs: one search finds a piece of any."""
+    cached, joined = _joined_cache[0]
+    if cached is not values:
+        joined = "\0".join(_folded(value) for value in values)
+        _joined_cache[0] = (values, joined)
+    return joined
+
+
+def _folded(value: str) -> str:
+    found = _squeezed.get(value)
+    if found is None:
+        found = _squeezed[value] = _squeeze(value)
+    return found
 
 
 def inside_registered(text: str) -> bool:

@@ -62,6 +62,10 @@ def test_a_journal_line_cannot_state_values_or_kinds_its_data_do_not_make() -> N
     assert read.valuation.values == {"BTC": Decimal(7)} and read.valuation.total == Decimal(7)
     with pytest.raises(JournalLineError, match="does not hold"):
         from_line(json.dumps({**line, "prices": {"ETH": "1"}}))
+    for parts in ({"BTC": ["5", "5"]}, {"BTC": ["3", "4"], "ETH": ["3", "0"]}):
+        with pytest.raises(JournalLineError, match="do not add up"):
+            from_line(json.dumps({**line, "parts": parts}))
+    assert from_line(json.dumps({**line, "parts": {"BTC": ["3", "4"]}}))
     failure = json.loads(to_line(Observation.of_failure("main", T0, "timeout", "slow"), "db1"))
     with pytest.raises(JournalLineError, match="not a kind of failed poll"):
         from_line(json.dumps({**failure, "error_kind": "evil_kind"}))

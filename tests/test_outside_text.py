@@ -311,3 +311,12 @@ def test_unicode_separators_and_direction_controls_are_escaped() -> None:
     assert len(shown.splitlines()) == 1
     assert not any(ch in shown for ch in "\u2028\u2029\u202e\u202c\u2066\u2069\u200f\ufeff")
     assert "\\u2028" in shown and "\\u202e" in shown
+
+
+def test_a_piece_of_a_signature_quoted_back_is_masked() -> None:
+    signature = "5369D2911730096EEBF6E5D133B88E0D"
+    secret.register(signature)
+    shown = text.safe(f"first {signature[:16]} ... then second {signature[16:].lower()}; code")
+    assert signature[:16] not in shown and signature[16:].lower() not in shown
+    assert "first *** ... then second ***" in shown
+    assert text.safe("order 123456789012 filled") == "order 123456789012 filled"

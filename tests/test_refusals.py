@@ -5,6 +5,7 @@ says so. The refusal is real: a trigger in each backend refuses one currency."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -75,6 +76,9 @@ def test_a_refused_poll_becomes_one_row_and_the_next_poll_is_recorded(
     assert not first.stored
     ((kind, message),) = query(refusing, "SELECT kind, message FROM poll_errors")
     assert kind == "rejected_by_database" and "refused by a test trigger" in message
+    # What the refused poll held is kept beside the journal.
+    (kept,) = Journal(tmp_path / "j.jsonl").quarantine_path.read_text().splitlines()
+    assert json.loads(json.loads(kept)["line"])["balances"] == {"BTC": "1", "REFUSE": "2"}
     assert second.status is PollStatus.RECORDED
     assert counts(refusing)["snapshots"] == 1
     assert not (tmp_path / "j.jsonl").exists()  # nothing waits behind the refusal

@@ -288,3 +288,38 @@ def test_polls_a_process_buffered_before_its_restart_are_written_under_its_name(
         ("test:1",),
     ]
     assert [row[0] for row in history(sqlite_db)] == ["1", "2", "3"]
+
+
+def test_a_buffered_poll_is_dropped_when_another_process_recorded_after_it_whatever_its_clock(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    from recorder.store import migrate, writes
+
+    migrate.ensure_schema(sqlite_db)
+    writes.record(sqlite_db, observation(60, "1"), recorded_by="test:1", replay=False)
+    # Cut off, this process buffers a poll; another one, its clock an hour behind, records.
+    journal = tmp_path / "journal.jsonl"
+    buffer = OutageBuffer(journal, 100)
+    buffer.add(replace(observation(61, "2"), recorded_by="test:1"))
+    buffer.close()
+    writes.record(sqlite_db, observation(1, "7"), recorded_by="other:2", replay=False)
+    stored = write_path(sqlite_db, journal).store(observation(62, "8"))
+    assert stored.replayed == []  # dropped: it would sit among the other process's polls
+    assert [row[0] for row in history(sqlite_db)] == ["1", "7", "8"]
+
+
+def test_after_a_restart_the_runs_whose_polls_the_journal_holds_are_not_another_process(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    from recorder.store import migrate, writes
+
+    migrate.ensure_schema(sqlite_db)
+    writes.record(sqlite_db, observation(60, "1"), recorded_by="host:100", replay=False)
+    journal = tmp_path / "journal.jsonl"
+    buffer = OutageBuffer(journal, 100)
+    buffer.add(replace(observation(61, "2"), recorded_by="host:100"))  # the run before
+    buffer.add(replace(observation(2, "3"), recorded_by="test:1"))  # this one, clock behind
+    buffer.close()
+    stored = write_path(sqlite_db, journal).store(observation(3, "4"))
+    assert [entry.recorded_by for entry, _ in stored.replayed] == ["host:100", "test:1"]
+    assert [row[0] for row in history(sqlite_db)] == ["1", "2", "3", "4"]

@@ -133,6 +133,12 @@ def _snapshot(document: Mapping[str, Any], at: datetime) -> Snapshot:
         }
     except PollError as error:
         raise JournalLineError(str(error)) from None
+    # As in a returnCompleteBalances reply, each amount is its available + on orders.
+    if any(
+        currency not in balances or amounts.add(available, on_orders) != balances[currency]
+        for currency, (available, on_orders) in parts.items()
+    ):
+        raise JournalLineError("'parts' do not add up to the amounts")
     prices = _amounts(document, "prices")
     if not prices.keys() <= balances.keys():
         raise JournalLineError("'prices' names a currency the snapshot does not hold")

@@ -105,6 +105,9 @@ class WritePath:
         self.buffer = buffer
         self.claims = claims
         self.recorded_by = recorded_by
+        #: This process's name and those of the runs before it whose polls its journal
+        #: holds: their snapshots are this recorder's own, not another process's.
+        self.own_names = {recorded_by} | {e.recorded_by for e in buffer if e.recorded_by}
         self.outage = Outage(db, retry_seconds)
         self._gate = threading.Lock()
         #: The new observation being written now (not yet in the buffer), if any.
@@ -159,6 +162,8 @@ class WritePath:
                 written = self._write(observation, replay=False)
             except WriteRejectedError as error:
                 self.outage.answered()
+                # What it held is kept beside the journal, for an operator to look at.
+                _set_aside(self.buffer, self._taken_here(observation), error)
                 return Stored(self._rejected(observation, error), replayed, error.reason)
             except StoreError as error:
                 if not self.outage.failed_alone(observation, error):
@@ -309,8 +314,8 @@ class WritePath:
         self._ensure_schema()
         # Its own snapshots are those of the process that took it, even one before a
         # restart: only another process's can make it superseded.
-        taker = entry.recorded_by or self.recorded_by
-        found = writes.recorded_since(self.db, entry.account, entry.at, taker)
+        own = sorted(self.own_names | {entry.recorded_by or self.recorded_by})
+        found = writes.recorded_since(self.db, entry.account, entry.at, own)
         if found is None:
             return False
         self.superseded += 1

@@ -148,17 +148,22 @@ def after_newest(
 
 
 def recorded_since(
-    db: Database, name: str, at: datetime, recorded_by: str
+    db: Database, name: str, at: datetime, own: Sequence[str]
 ) -> tuple[datetime, str | None] | None:
-    """The newest snapshot another process took of the account after `at`, as (taken_at,
+    """The newest snapshot another process (not one named in `own`) took of the account
+    after `at`, or wrote after the newest snapshot of `own` (ids do not depend on anyone's
+    clock: another process whose clock is behind still recorded after it), as (taken_at,
     recorded_by); None if there is none, or if a snapshot at `at` itself is stored (then
     it is this poll, written before a crash)."""
     account, stored = account_id(db, name), db.dialect.storage_time(at)
+    names = ", ".join("?" for _ in own)
     rows = db.rows(
-        "SELECT taken_at, recorded_by FROM snapshots WHERE account_id = ? AND taken_at > ? "
-        "AND (recorded_by IS NULL OR recorded_by <> ?) AND NOT EXISTS (SELECT 1 FROM "
-        "snapshots WHERE account_id = ? AND taken_at = ?) ORDER BY taken_at DESC LIMIT 1",
-        (account, stored, recorded_by, account, stored),
+        "SELECT taken_at, recorded_by FROM snapshots WHERE account_id = ? "
+        f"AND (recorded_by IS NULL OR recorded_by NOT IN ({names})) AND (taken_at > ? OR "
+        f"id > (SELECT max(id) FROM snapshots WHERE account_id = ? AND recorded_by IN "
+        f"({names}))) AND NOT EXISTS (SELECT 1 FROM snapshots WHERE account_id = ? AND "
+        "taken_at = ?) ORDER BY id DESC LIMIT 1",
+        (account, *own, stored, account, *own, account, stored),
     )
     return (db.dialect.time_from_storage(rows[0][0]), rows[0][1]) if rows else None
 
