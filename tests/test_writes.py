@@ -267,18 +267,28 @@ def test_empty_replies_while_the_clock_is_behind_still_confirm_one_another(
     assert [str(old) for (old,) in gone] == ["1"]
 
 
+def recorded_then_buffered(
+    db: Database, journal: Path, first: tuple[int, str, str], *kept: Observation
+) -> None:
+    """One snapshot (minute, BTC, recorded_by) in the database, then `kept` in a journal."""
+    from recorder.store import migrate, writes
+
+    migrate.ensure_schema(db)
+    minute, btc, who = first
+    writes.record(db, observation(minute, btc), recorded_by=who, replay=False)
+    buffer = OutageBuffer(journal, 100)
+    for entry in kept:
+        buffer.add(entry)
+    buffer.close()
+
+
 def test_polls_a_process_buffered_before_its_restart_are_written_under_its_name(
     sqlite_db: Database, tmp_path: Path
 ) -> None:
-    from recorder.store import migrate, writes
-
-    migrate.ensure_schema(sqlite_db)
     # The earlier run recorded at 13:00, then buffered a poll with its clock an hour behind.
-    writes.record(sqlite_db, observation(60, "1"), recorded_by="host:100", replay=False)
     journal = tmp_path / "journal.jsonl"
-    buffer = OutageBuffer(journal, 100)
-    buffer.add(replace(observation(1, "2"), recorded_by="host:100"))
-    buffer.close()
+    kept = replace(observation(1, "2"), recorded_by="host:100")
+    recorded_then_buffered(sqlite_db, journal, (60, "1", "host:100"), kept)
     # The next run (another pid) writes it: not "recorded over by another process".
     stored = write_path(sqlite_db, journal).store(observation(61, "3"))
     assert [entry.recorded_by for entry, _ in stored.replayed] == ["host:100"]
@@ -293,15 +303,12 @@ def test_polls_a_process_buffered_before_its_restart_are_written_under_its_name(
 def test_a_buffered_poll_is_dropped_when_another_process_recorded_after_it_whatever_its_clock(
     sqlite_db: Database, tmp_path: Path
 ) -> None:
-    from recorder.store import migrate, writes
+    from recorder.store import writes
 
-    migrate.ensure_schema(sqlite_db)
-    writes.record(sqlite_db, observation(60, "1"), recorded_by="test:1", replay=False)
     # Cut off, this process buffers a poll; another one, its clock an hour behind, records.
     journal = tmp_path / "journal.jsonl"
-    buffer = OutageBuffer(journal, 100)
-    buffer.add(replace(observation(61, "2"), recorded_by="test:1"))
-    buffer.close()
+    kept = replace(observation(61, "2"), recorded_by="test:1")
+    recorded_then_buffered(sqlite_db, journal, (60, "1", "test:1"), kept)
     writes.record(sqlite_db, observation(1, "7"), recorded_by="other:2", replay=False)
     stored = write_path(sqlite_db, journal).store(observation(62, "8"))
     assert stored.replayed == []  # dropped: it would sit among the other process's polls
@@ -311,15 +318,10 @@ def test_a_buffered_poll_is_dropped_when_another_process_recorded_after_it_whate
 def test_after_a_restart_the_runs_whose_polls_the_journal_holds_are_not_another_process(
     sqlite_db: Database, tmp_path: Path
 ) -> None:
-    from recorder.store import migrate, writes
-
-    migrate.ensure_schema(sqlite_db)
-    writes.record(sqlite_db, observation(60, "1"), recorded_by="host:100", replay=False)
     journal = tmp_path / "journal.jsonl"
-    buffer = OutageBuffer(journal, 100)
-    buffer.add(replace(observation(61, "2"), recorded_by="host:100"))  # the run before
-    buffer.add(replace(observation(2, "3"), recorded_by="test:1"))  # this one, clock behind
-    buffer.close()
+    before = replace(observation(61, "2"), recorded_by="host:100")  # the run before
+    behind = replace(observation(2, "3"), recorded_by="test:1")  # this one, clock behind
+    recorded_then_buffered(sqlite_db, journal, (60, "1", "host:100"), before, behind)
     stored = write_path(sqlite_db, journal).store(observation(3, "4"))
     assert [entry.recorded_by for entry, _ in stored.replayed] == ["host:100", "test:1"]
     assert [row[0] for row in history(sqlite_db)] == ["1", "2", "3", "4"]
