@@ -215,8 +215,11 @@ class Database:
                 reader = self._reader()
                 cursor = reader.cursor()
                 try:
-                    with hung_up_after(self.dialect, reader.driver_connection, self.deadline):
+                    if self.deadline is None:  # a command's question: no timer to arm
                         yield cursor
+                    else:
+                        with hung_up_after(self.dialect, reader.driver_connection, self.deadline):
+                            yield cursor
                 finally:
                     cursor.close()
         except StoreError:

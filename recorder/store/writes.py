@@ -123,15 +123,17 @@ def after_newest(
     stamped one microsecond after that, and a warning names both times: what it holds is
     kept, the change log stays the diff of consecutive snapshots in time order, and empty
     replies stamped so still follow one another (the next confirms the one before)."""
-    found = db.run(
+    # Two plain max() subqueries in one statement, each one seek in its index.
+    times = db.run(
         connection,
-        "SELECT max(t) FROM (SELECT max(taken_at) AS t FROM snapshots WHERE account_id = ? "
-        "UNION ALL SELECT max(attempted_at) FROM poll_errors WHERE account_id = ?) AS newest",
+        "SELECT (SELECT max(taken_at) FROM snapshots WHERE account_id = ?), "
+        "(SELECT max(attempted_at) FROM poll_errors WHERE account_id = ?)",
         (account, account),
-    ).first()
-    if found is None or found[0] is None:
+    ).one()
+    known = [db.dialect.time_from_storage(t) for t in times if t is not None]
+    if not known:
         return snapshot
-    newest = db.dialect.time_from_storage(found[0])
+    newest = max(known)
     if snapshot.taken_at > newest:
         return snapshot
     stamped = newest + timedelta(microseconds=1)
