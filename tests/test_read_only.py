@@ -101,11 +101,12 @@ def test_a_history_the_user_cannot_write_is_read_with_and_without_its_daemon(
     assert answers["at"][0] == 0 and "BTC" in answers["at"][1]
     assert digest(path) == before
     assert sorted(shared_folder.iterdir()) == listed  # no -wal, no -shm
-    # The same answers as the owner gets (the same rows: `at` and `status` say "now").
+    # The same answers as the owner gets (the same rows: `at` and `status` say "now", and
+    # `status` turns stale with time, so its exit code is not compared).
     for command in READING:
         result = run(env, *command)
         code, out = answers[" ".join(command)]
-        assert code == result.returncode, command
+        assert command[0] == "status" or code == result.returncode, command
         if command[0] in ("export", "changes", "history"):
             assert out == result.stdout, command
 
