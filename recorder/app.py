@@ -58,16 +58,11 @@ def other_journals(settings: Settings, path: Path | None) -> list[Path]:
     """Journals beside this one, named by the same `buffer_file` pattern for another
     database identity, that still hold polls: another database, or this one reached by
     another spelling of its URL (`localhost` for `127.0.0.1`), whose polls wait there."""
-    if settings.buffer_file is None or path is None:
+    pattern = settings.buffer_file.name if settings.buffer_file else ""
+    if path is None or "{database}" not in pattern:
         return []
-    pattern = settings.buffer_file.name
-    if "{database}" not in pattern:
-        return []
-    found = []
-    for other in sorted(path.parent.glob(pattern.replace("{database}", "*"))):
-        if other != path and other.is_file() and other.stat().st_size > 0:
-            found.append(other)
-    return found
+    siblings = sorted(path.parent.glob(pattern.replace("{database}", "*")))
+    return [p for p in siblings if p != path and p.is_file() and p.stat().st_size > 0]
 
 
 def check_journal(path: Path | None) -> None:

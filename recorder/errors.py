@@ -35,6 +35,8 @@ They never contain the secret key or a request signature.
 
 from __future__ import annotations
 
+import functools
+
 
 class RecorderError(Exception):
     """Base of every expected failure; its message is shown to the user as is."""
@@ -158,6 +160,7 @@ class InvalidAmountError(PollError):
     kind = "invalid_amount"
 
 
+@functools.cache  # the error classes never change once imported
 def poll_error_kinds() -> frozenset[str]:
     """Every `poll_errors.kind` a poll can end with."""
     found, todo = {WriteRejectedError.kind}, [PollError]

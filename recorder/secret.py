@@ -36,8 +36,6 @@ class Secret:
 
 
 _lock = threading.Lock()
-# The registered values. Replaced, never changed in place, so readers need no lock.
-_registered: list[frozenset[str]] = [frozenset()]
 #: What may stand between two characters of an echoed secret: a reply that splits a
 #: signature into groups (by blanks, tabs, blank lines, punctuation, invisible characters
 #: such as a zero-width space or a soft hyphen) still shows it.
@@ -47,12 +45,23 @@ _ALL_GAPS = re.compile(f"[{_GAP_CHARS}]+")
 #: A secret shorter than this is refused by the configuration: masking it would blank out
 #: ordinary words.
 SHORTEST = 6
-# Per value: its pattern (gaps allowed between characters, any letter case) and its
-# squeezed form, each made on first need. One pattern per value, not one for all: Python
-# compiles a large alternation of such patterns in seconds, and a daemon registers a
-# signature per account.
+#: A run of letters and digits this long that is part of a registered secret (half a
+#: signature quoted back) is masked too.
+_PIECE = re.compile(r"[0-9A-Za-z]{12,}")
+
+
+def _squeeze(text: str) -> str:
+    """`text` without gaps, in one letter case: the form the cheap tests compare."""
+    return _ALL_GAPS.sub("", text).casefold()
+
+
+# The registered values, each with its squeezed form, and all squeezed forms joined by NULs
+# (one search finds a piece of any). Replaced, never changed in place: readers need no lock.
+_registered: list[tuple[dict[str, str], str]] = [({}, "")]
+# Each value's pattern (gaps allowed between characters, any letter case), made on first
+# need. One pattern per value, not one alternation of all: Python compiles such an
+# alternation in seconds, and a daemon registers a signature per account.
 _patterns: dict[str, re.Pattern[str]] = {}
-_squeezed: dict[str, str] = {}
 
 
 def register(value: str) -> None:
@@ -60,12 +69,10 @@ def register(value: str) -> None:
     # Very short values would blank out ordinary words; secrets are long.
     if len(value) >= SHORTEST:
         with _lock:
-            if value not in _registered[0]:
-                _registered[0] = _registered[0] | {value}
-
-
-def _squeeze(text: str) -> str:
-    return _ALL_GAPS.sub("", text).casefold()
+            values, joined = _registered[0]
+            if value not in values:
+                squeezed = _squeeze(value)
+                _registered[0] = ({**values, value: squeezed}, f"{joined}\0{squeezed}")
 
 
 def _pattern(value: str) -> re.Pattern[str]:
@@ -78,27 +85,23 @@ def _pattern(value: str) -> re.Pattern[str]:
 
 def _candidates(text: str) -> list[str]:
     """Registered values that `text` may show, longest first (a secret containing another
-    is masked whole): a cheap test on the text without gaps and case, before any pattern."""
-    values = _registered[0]
+    is masked whole): a cheap test on the squeezed text, before any pattern."""
+    values = _registered[0][0]
     if not values:
         return []
     squeezed = _squeeze(text)
-    found = []
-    for value in values:
-        if _folded(value) in squeezed:
-            found.append(value)
-    return sorted(found, key=len, reverse=True)
+    return sorted((v for v, s in values.items() if s in squeezed), key=len, reverse=True)
+
+
+def _is_piece(text: str) -> bool:
+    """Whether `text` is part of a registered secret (in any case, gaps aside)."""
+    return _squeeze(text) in _registered[0][1]
 
 
 def longest() -> int:
     """How many characters an echo of the longest registered secret can span, its groups
     split by gaps (0 when there is none)."""
-    return 9 * max(map(len, _registered[0]), default=0)
-
-
-#: A run of letters and digits this long that is part of a registered secret (half a
-#: signature quoted back) is masked too.
-_PIECE = re.compile(r"[0-9A-Za-z]{12,}")
+    return 9 * max(map(len, _registered[0][0]), default=0)
 
 
 def mask_registered(text: str) -> str:
@@ -106,43 +109,15 @@ def mask_registered(text: str) -> str:
     by '***', and every run of 12 or more letters and digits that is a piece of one."""
     for value in _candidates(text):
         text = _pattern(value).sub("***", text)
-    values = _registered[0]
-    if not values:
+    if not _registered[0][0]:
         return text
-    joined = _joined(values)
-
-    def piece(match: re.Match[str]) -> str:
-        return "***" if match.group().casefold() in joined else match.group()
-
-    return _PIECE.sub(piece, text)
-
-
-_joined_cache: list[tuple[frozenset[str], str]] = [(frozenset(), "")]
-
-
-def _joined(values: frozenset[str]) -> str:
-    """Every value squeezed, one text apart by NULs: one search finds a piece of any."""
-    cached, joined = _joined_cache[0]
-    if cached is not values:
-        joined = "\0".join(_folded(value) for value in values)
-        _joined_cache[0] = (values, joined)
-    return joined
-
-
-def _folded(value: str) -> str:
-    found = _squeezed.get(value)
-    if found is None:
-        found = _squeezed[value] = _squeeze(value)
-    return found
+    return _PIECE.sub(lambda run: "***" if _is_piece(run.group()) else run.group(), text)
 
 
 def inside_registered(text: str) -> bool:
     """Whether `text`, 8 characters or more, is a piece of a registered secret (half a
     signature sent back as a currency name)."""
-    if len(text) < 8:
-        return False
-    folded = text.casefold()
-    return any(folded in value.casefold() for value in _registered[0])
+    return len(text) >= 8 and _is_piece(text)
 
 
 def holds_registered(text: str) -> bool:

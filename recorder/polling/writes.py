@@ -14,8 +14,9 @@ the database answers decides what happens next:
   entry refused on its way in goes the same way, and a copy goes to the quarantine file
   beside the journal.
 
-An error the database does not mark as a refusal, while it answers a question at once,
-may still be about the data: that account alone waits while the others go on (outage.py).
+An error the database names neither a refusal nor an outage, while it answers a question
+at once, may still be about the data: that account alone waits while the others go on
+(outage.py).
 
 Order matters within an account (each snapshot is diffed against the one before), not
 across accounts: an account whose entries cannot be written yet never holds up another.
@@ -136,6 +137,8 @@ class WritePath:
 
     def store(self, observation: Observation) -> Stored:
         """Write `observation` after what its account has buffered, or keep it."""
+        if observation.recorded_by is None:  # taken here: a late write keeps this name
+            observation = replace(observation, recorded_by=self.recorded_by)
         if not self._gate.acquire(timeout=GATE_SECONDS):
             log.info(
                 "%s: another write is still going on; %s waits in the local buffer and is "
@@ -144,7 +147,7 @@ class WritePath:
                 observation.describe(),
                 extra={"account": observation.account},
             )
-            return Stored(None, journaled=_keep(self.buffer, self._taken_here(observation)))
+            return Stored(None, journaled=_keep(self.buffer, observation))
         try:
             stored = self._store(observation)
             if stored.written is not None and len(self.buffer):
@@ -163,7 +166,7 @@ class WritePath:
             except WriteRejectedError as error:
                 self.outage.answered()
                 # What it held is kept beside the journal, for an operator to look at.
-                _set_aside(self.buffer, self._taken_here(observation), error)
+                _set_aside(self.buffer, observation, error)
                 return Stored(self._rejected(observation, error), replayed, error.reason)
             except StoreError as error:
                 if not self.outage.failed_alone(observation, error):
@@ -173,7 +176,7 @@ class WritePath:
                 return Stored(written, replayed)
             finally:
                 self._writing = None
-        return Stored(None, replayed, journaled=_keep(self.buffer, self._taken_here(observation)))
+        return Stored(None, replayed, journaled=_keep(self.buffer, observation))
 
     def in_flight(self) -> Observation | None:
         """The new observation being written now, if any."""
@@ -192,7 +195,7 @@ class WritePath:
                 observation.describe(),
                 extra={"account": observation.account},
             )
-            _keep(self.buffer, self._taken_here(observation))
+            _keep(self.buffer, observation)
 
     def waiting(self) -> tuple[int, float | None]:
         """How many polls wait for the database, and how many seconds the oldest has."""
@@ -204,12 +207,6 @@ class WritePath:
         if not self._schema_ready:
             migrate.ensure_schema(self.db)
             self._schema_ready = True
-
-    def _taken_here(self, observation: Observation) -> Observation:
-        """`observation`, naming this process as the one that took it (for the buffer)."""
-        if observation.recorded_by is not None:
-            return observation
-        return replace(observation, recorded_by=self.recorded_by)
 
     def _write(self, observation: Observation, *, replay: bool) -> Written:
         self._ensure_schema()

@@ -215,11 +215,8 @@ class Database:
                 reader = self._reader()
                 cursor = reader.cursor()
                 try:
-                    if self.deadline is None:  # a command's question: no timer to arm
+                    with hung_up_after(self.dialect, reader.driver_connection, self.deadline):
                         yield cursor
-                    else:
-                        with hung_up_after(self.dialect, reader.driver_connection, self.deadline):
-                            yield cursor
                 finally:
                     cursor.close()
         except StoreError:
@@ -295,21 +292,25 @@ class Database:
         )
 
 
-@contextlib.contextmanager
 def hung_up_after(
     dialect: dialects.Dialect, driver_connection: Any, seconds: float | None
-) -> Iterator[None]:
+) -> contextlib.AbstractContextManager[None]:
     """Hang up on the connection if what runs inside takes longer than `seconds`.
 
     Shutting its socket down wakes the driver with a lost-connection error, as a dead
     server would (the connection is then dropped); a server whose client went away rolls
     back what was not committed. Neither driver has a client-side timeout for a statement
-    that sends its query and then never hears back.
+    that sends its query and then never hears back. Without a limit, or on SQLite (its
+    busy timeout bounds every wait), nothing is armed: it costs a question nothing.
     """
     fd = None if seconds is None else dialect.session_socket(driver_connection)
-    if seconds is None or fd is None:  # SQLite: its busy timeout bounds every wait
-        yield
-        return
+    if seconds is None or fd is None:
+        return contextlib.nullcontext()
+    return _timer(fd, seconds)
+
+
+@contextlib.contextmanager
+def _timer(fd: int, seconds: float) -> Iterator[None]:
     finished = threading.Event()
     guard = threading.Lock()
 

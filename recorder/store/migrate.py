@@ -177,6 +177,13 @@ def newer_schema(db: Database) -> str | None:
     return current
 
 
+def _newer(db: Database, revision: str) -> SchemaError:
+    return SchemaError(
+        f"The database at {db.display_url} has schema revision {revision}, newer than this "
+        "recorder knows; upgrade the recorder."
+    )
+
+
 def ensure_schema(db: Database) -> None:
     """Bring an empty or older database to the current schema; refuse a newer one."""
     if stamped_revision(db) == HEAD_REVISION:
@@ -185,10 +192,7 @@ def ensure_schema(db: Database) -> None:
     if current == head:
         return
     if current is not None and not _knows(current):
-        raise SchemaError(
-            f"The database at {db.display_url} has schema revision {current}, newer than "
-            "this recorder knows; upgrade the recorder."
-        )
+        raise _newer(db, current)
     log.info(
         "Upgrading the database schema at %s from %s to %s.",
         db.display_url,
@@ -217,10 +221,7 @@ def check_schema(db: Database) -> None:
             "or create them with `recorder db upgrade`."
         )
     if not _knows(current):
-        raise SchemaError(
-            f"The database at {db.display_url} has schema revision {current}, newer than "
-            "this recorder knows; upgrade the recorder."
-        )
+        raise _newer(db, current)
     raise SchemaError(
         f"The database at {db.display_url} has schema revision {current}, older than this "
         f"recorder's {head}; run `recorder db upgrade` to migrate it."

@@ -129,9 +129,9 @@ def _check_numbers(url: URL) -> None:
             continue
         for one in (value,) if isinstance(value, str) else value:
             try:
-                number = float(one)
+                number = float(one)  # float-ok: a duration in seconds, not an amount
             except ValueError:
-                number = -1.0  # float-ok: a duration
+                number = -1.0
             if not 0 <= number < 1e9:
                 raise ConfigError(
                     f"database_url sets {key}={text.one_line(one, 40)!r}; it must be a number of "
