@@ -78,7 +78,8 @@ ACCOUNT_KEY_DOCS = (
     ),
     (
         "secret_key, secret_key_credential, secret_key_env, secret_key_file",
-        "the same for the secret key (prefer `_credential` under systemd, else `_file` or `_env`)",
+        "the same for the secret key, at least 6 characters (prefer `_credential` under systemd, "
+        "else `_file` or `_env`)",
     ),
     (
         "balance_source",
